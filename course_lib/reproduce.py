@@ -1,41 +1,73 @@
-"""``reproduce``: regenerate a lesson's key figures headless (PNG + JSON of the key numbers).
+"""``reproduce``: regenerate a lesson's figures headless (PNG) and its key numbers and claims (JSON).
 
-Each lesson module in ``course_lib.lessons`` defines ``reproduce(outdir) -> dict``; register it in
-:data:`LESSONS` under the lesson's number so ``python -m course_lib reproduce N`` finds it.
+For every experiment of the lesson (``course_lib.lessons.<module>.EXPERIMENTS``) and each of its
+``reproduce`` settings: the figure, the state panel as small multiples (experiments with time), and
+optionally (``animate=True``) the state panel's frames as an animated GIF; ``key_numbers.json`` holds
+each run's settings, numbers and claims with their verdicts.
 """
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import time
 
-# lesson number -> (module, title)
-LESSONS: dict[str, tuple[str, str]] = {
-    "0": ("course_lib.lessons.tour", "Tour: a first teacher-student run"),
-    "1": ("course_lib.lessons.kernel_regime", "Gradient descent in the kernel regime (Du et al. 2019)"),
-    "2": ("course_lib.lessons.identity_mapping", "Identity mapping and the two phases of SGD (Li & Yuan 2017)"),
-    "3": ("course_lib.lessons.teacher_student", "Recovering the teacher: mild over-parameterization (Zhou, Ge & Jin 2021)"),
-    "4": ("course_lib.lessons.activation_gram", "Activation and the Gram eigenvalue (Panigrahi, Shetty & Goyal 2020)"),
-    "5": ("course_lib.lessons.deep_widths", "How wide must a deep ReLU network be (Nguyen 2021)"),
-    "6": ("course_lib.lessons.momentum", "Momentum: heavy ball vs Nesterov (Liu et al. 2024)"),
-}
+from .lessons import LESSONS, experiments, module
 
 
-def reproduce(lesson: str, outdir: str = "out") -> dict:
-    """Run lesson ``lesson``'s reproduce target into ``outdir/lessonN``; returns its key numbers."""
+def reproduce(lesson: str, outdir: str = "out", *, animate: bool = False) -> dict:
+    """Run lesson ``lesson``'s experiments into ``outdir/lessonN``; returns the key numbers."""
     lesson = str(lesson)
     if lesson not in LESSONS:
         raise ValueError(f"lesson must be one of {sorted(LESSONS)} (or 'all'); got {lesson!r}")
     import matplotlib
 
     matplotlib.use("Agg")  # headless
-    module = importlib.import_module(LESSONS[lesson][0])
     target = os.path.join(outdir, f"lesson{lesson}")
     os.makedirs(target, exist_ok=True)
     t0 = time.perf_counter()
-    numbers = module.reproduce(target)
+    exps = experiments(lesson)
+    if exps:
+        numbers = {"runs": reproduce_experiments(exps, target, animate=animate)}
+    else:  # a lesson not yet on the experiment protocol
+        numbers = module(lesson).reproduce(target)
     numbers = {"lesson": lesson, "title": LESSONS[lesson][1], "seconds": round(time.perf_counter() - t0, 2), **numbers}
     with open(os.path.join(target, "key_numbers.json"), "w") as f:
         json.dump(numbers, f, indent=2, default=float)
     return numbers
+
+
+def reproduce_experiments(exps, target: str, *, animate: bool = False) -> dict:
+    from . import plots
+
+    out = {}
+    for exp in exps:
+        for name, overrides in exp.reproduce.items():
+            run = exp.execute(**overrides)
+            stem = os.path.join(target, f"{exp.id.replace('.', '_')}_{name}")
+            plots.save(run.figure(), stem + ".png")
+            entry = run.key_numbers()
+            entry["figure"] = os.path.basename(stem + ".png")
+            if exp.has_time:
+                steps = list(exp.key_steps(run.result)) if exp.key_steps else None
+                if steps:
+                    plots.save(plots.small_multiples(exp.state, run.result, steps), stem + "_state.png")
+                    entry["state_figure"] = os.path.basename(stem + "_state.png")
+                if animate:
+                    entry["animation"] = os.path.basename(animation(exp, run.result, stem + ".gif"))
+            out[f"{exp.id}.{name}"] = entry
+    return out
+
+
+def animation(exp, result, path: str, *, fps: int = 8) -> str:
+    """The state panel's frames as an animated GIF (matplotlib's Pillow writer)."""
+    from matplotlib.animation import FuncAnimation, PillowWriter
+
+    from . import plots
+
+    frames = list(exp.frames(result))
+    scene = plots.state_scene(exp.state, result, frames[0])
+    for a in scene.artists:  # drawn normally in each saved frame
+        a.set_animated(False)
+    anim = FuncAnimation(scene.fig, lambda i: scene.update(frames[i]), frames=len(frames), blit=False)
+    anim.save(path, writer=PillowWriter(fps=fps), dpi=80)
+    return path

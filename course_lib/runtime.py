@@ -57,6 +57,28 @@ def get_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def supports_float64(device: str | torch.device) -> bool:
+    """Whether ``device`` computes in float64 (Apple's MPS does not)."""
+    return torch.device(device).type != "mps"
+
+
+def float64_device(device: str | torch.device) -> torch.device:
+    """Where float64 work (spectra, closed forms) happens for data on ``device``: the device itself if it
+    supports float64, else the CPU. The course's one rule for float64 (COURSE_DESIGN.md section 4)."""
+    device = torch.device(device)
+    return device if supports_float64(device) else torch.device("cpu")
+
+
+def to_float64(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float64 on :func:`float64_device` of its device. Use this, never ``t.double()`` on a device
+    tensor: moving first (``.cpu()``) is what keeps MPS working."""
+    t = torch.as_tensor(t)
+    dev = float64_device(t.device)
+    if dev != t.device:
+        t = t.to(dev)  # move first, then convert: MPS refuses to hold float64
+    return t.to(torch.float64)
+
+
 def available_devices() -> list[str]:
     return [k for k in ("cpu", "cuda", "mps") if _available(k)]
 

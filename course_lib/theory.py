@@ -35,6 +35,29 @@ def linearized_residuals(H, r0, lr: float, steps: int) -> torch.Tensor:
     return ((1 - lr * lam).unsqueeze(0) ** k * coef.unsqueeze(0)) @ V.T
 
 
+def linearized_modes(H, r0, lr: float, steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linearized dynamics mode by mode: eigenvalues lam (n,) ascending, eigenvectors V (n, n) (columns)
+    and the residual's coefficients c_i(k) = (1 - lr lam_i)^k (v_i . r0) at the requested steps, shape
+    (len(steps), n) (``steps`` an int means 0..steps). float64.
+
+    Each coefficient is computed directly from its own factor, never by re-projecting a reconstructed
+    residual: past the stability edge the top mode grows like |1 - lr lam_max|^k, and re-projection
+    would spread its round-off onto the stable modes (Du et al. 2019, section 4; COURSE_DESIGN.md s. 3).
+    """
+    H = check_tensor("H", H, ndim=2, dtype=f64)
+    r0 = check_tensor("r0", r0, ndim=1, dtype=f64).to(H.device)
+    if H.shape[0] != H.shape[1] or H.shape[0] != r0.shape[0]:
+        raise ValueError(f"H must be n x n and r0 of length n; got H {tuple(H.shape)}, r0 {tuple(r0.shape)}")
+    lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
+    ks = np.arange(check_int("steps", steps, min_value=0) + 1) if np.ndim(steps) == 0 else np.asarray(steps, dtype=float)
+    lam, V = torch.linalg.eigh(0.5 * (H + H.T))
+    lam, V = lam.cpu().numpy(), V.cpu().numpy()
+    c0 = V.T @ r0.cpu().numpy()
+    with np.errstate(over="ignore"):
+        coef = (1 - lr * lam)[None, :] ** ks[:, None] * c0[None, :]
+    return lam, V, coef
+
+
 def linearized_loss(H, r0, lr: float, steps: int) -> np.ndarray:
     """(1/2)||r(k)||^2 of :func:`linearized_residuals`, k = 0..steps (numpy float64)."""
     r = linearized_residuals(H, r0, lr, steps)

@@ -145,6 +145,7 @@ def train(
     batch_size: int | None = None,
     sampler: Callable[[torch.Generator], tuple[torch.Tensor, torch.Tensor]] | None = None,
     record_every: int | None = None,
+    record_steps=None,
     metrics: Mapping[str, Metric] | None = None,
     callback: Callable[[History, int], bool | None] | None = None,
     progress: bool | None = None,
@@ -167,6 +168,9 @@ def train(
     sampler : callable, optional; ``sampler(generator) -> (X_batch, y_batch)`` draws fresh samples
         (population SGD). With ``batch_size`` or ``sampler`` the method may be "sgd", "hb" or "nag".
     record_every : int >= 1; default: about 200 records per run
+    record_steps : sequence of steps to record at instead (e.g. log-spaced, from
+        :func:`course_lib.experiment.log_record_steps`, so a replay has frames in the fast early phase);
+        the last step is always recorded
     metrics : {name: fn(params, ctx) -> tensor (E, ...)} recorded besides "loss" and "distance"
         ("loss": the training loss on (X, y) when given, else the batch loss; "distance":
         ||theta - theta_0||)
@@ -209,6 +213,9 @@ def train(
     if method in ("gd", "sgd") and bool((beta != 0).any()):
         raise ValueError(f"momentum applies to method 'hb' or 'nag'; method={method!r} takes momentum=0")
     record_every = max(1, steps // 200) if record_every is None else check_int("record_every", record_every, min_value=1)
+    record_set = None
+    if record_steps is not None:
+        record_set = {check_int("record_steps[i]", k, min_value=0, max_value=steps) for k in record_steps}
     metrics = dict(metrics or {})
     for name, fn in metrics.items():
         if not callable(fn):
@@ -286,7 +293,7 @@ def train(
             metrics={k: np.stack(v) if v else np.empty((0, E)) for k, v in rec.items()},
             params=cur, params0=params0, diverged_at=diverged_at.copy(), message=message,
             stopped_early=stopped, wall_time=wall,
-            config={"method": method, "steps": steps, "record_every": record_every, "ensemble": E,
+            config={"method": method, "steps": steps, "record_every": None if record_set else record_every, "ensemble": E,
                     "lr": lr_t.cpu().tolist(), "momentum": beta.cpu().tolist(), "batch_size": batch_size,
                     "model": repr(model), "device": str(device)},
         )
@@ -325,7 +332,7 @@ def train(
                     if not bool(alive.any()):
                         message = _divergence_message(model, params0, X, lr_t, lr_limit, diverged_at, step, stochastic, method, beta)
                         break
-                if step % record_every == 0:
+                if (step in record_set) if record_set is not None else (step % record_every == 0):
                     record(step, None if method == "nag" else loss)
                     if callback is not None and callback(snapshot(), step) is False:
                         message, stopped = f"stopped by the callback at step {step}", True
