@@ -1,87 +1,143 @@
-"""Lesson 0: the dashboard driven headless, and the lesson's claim at small size."""
+"""Lesson 0: the tour's experiment, its claims at the defaults and at the settings the text invites, a sweep
+over its controls, the overlay against an independent computation, and the time control's state panel."""
 import numpy as np
 import pytest
+import torch
 
-from course_lib import kernels, theory
+from course_lib import data, kernels, theory
 from course_lib.lessons import tour
+from course_lib.models import TwoLayer
+
+from .claims_harness import Invitation, check_defaults, check_invitation, check_sweep
+
+EXP = tour.EXPERIMENT
+
+INVITATIONS = [
+    Invitation("At width 1024 the measured loss (solid) follows this network's own linearized prediction", "0.1", {}),
+    Invitation("Move the width to 8192 and compare the middle panel", "0.1", {"width": 8192}),
+    Invitation("Move the width to 16: the prediction is useless after a few steps (`0.1.early-match` fails", "0.1",
+               {"width": 16}, expect={"0.1.early-match": "fails", "0.1.kernel-moves": "fails"}),
+    # "Change the seed ... every claim above still holds": a few seeds across the slider
+    *[Invitation("Change the seed: the data, teacher and initialization all change, and every claim above still holds",
+                 "0.1", {"seed": s}) for s in (1, 7, 13, 20)],
+]
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def full_length(monkeypatch):
     monkeypatch.setenv("COURSE_FAST", "0")
 
 
-def test_dashboard_default_and_slider_change():
-    dash = tour.dashboard()
-    first = dash.run()
-    assert dash.error is None and dash.png is not None
-    png0 = dash.png
-    dash.controls["width"].value = 64  # what a slider release does in the browser
-    assert dash.error is None
-    assert dash.result is not first and dash.result["width"] == 64
-    assert dash.png != png0  # the figure was redrawn
-    assert "final loss" in dash.status.value
-    assert len(dash.timings) == 2
+def test_claims_hold_at_the_defaults(full_length):
+    check_defaults(EXP)
 
 
-def test_dashboard_shows_errors_instead_of_raising():
-    dash = tour.dashboard()
-    dash.compute = lambda spec, live: (_ for _ in ()).throw(ValueError("width must be >= 1; got 0"))
-    dash.run()
-    assert isinstance(dash.error, ValueError)
-    assert "Error:" in dash.status.value and "width must be" in dash.status.value
-    with pytest.raises(ValueError, match="unknown control"):
-        dash.set(depth=3)
+@pytest.mark.parametrize("inv", INVITATIONS, ids=lambda i: str(i.settings))
+def test_claims_at_the_settings_the_text_invites(inv, full_length):
+    check_invitation(inv)
 
 
-def test_claim_wider_students_follow_the_kernel_prediction():
-    """The measured loss curve approaches the H^inf linearized prediction as width grows.
-
-    Deviation: max over the first 200 steps of |log(measured / predicted)|. Finite-width effects
-    (H(0) - H^inf ~ 1/sqrt(m), plus the drift of H(t)) shrink with m, so going from m = 32 to
-    m = 8192 (sqrt ratio 16) must cut the deviation by a large factor; we require 4x, well below
-    the 1/sqrt(m) scaling, to stay robust to the seed. Averaged over 3 seeds.
-    """
-    def deviation(width):
-        devs = []
-        for seed in range(3):
-            res = tour.experiment(width, seed, steps=200)
-            h = res["history"]
-            pred = res["prediction"][h.steps]
-            devs.append(np.max(np.abs(np.log(h["loss"][:, 0] / pred))))
-        return float(np.mean(devs))
-
-    narrow, wide = deviation(32), deviation(8192)
-    assert wide < narrow / 4, (narrow, wide)
-    assert wide < 0.25  # a wide student is within ~25% of the prediction over the whole window
+def test_sweep_of_the_controls(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")  # the same code path, 40 steps
+    runs = check_sweep(EXP)
+    assert len(runs) >= 6
 
 
-def test_prediction_is_the_linearized_dynamics():
-    """The overlay equals an independent iteration of u(k+1) - y = (I - eta H)(u(k) - y)."""
+def test_claims_fail_on_a_wrong_run(full_length):
+    """Each claim distinguishes the effect it states: tamper with the run and it must fail."""
+    run = EXP.execute()
+    res = dict(run.result)
+    # 1. a loss that decays 1% per step slower than measured leaves the 30% band before step 100
+    h = res["history"]
+    slow = dict(h.metrics)
+    slow["loss"] = h["loss"] * np.exp(0.01 * h.steps)[:, None]
+    res1 = {**res, "history": type(h)(**{**h.__dict__, "metrics": slow})}
+    assert {c.id: c.verdict for c in tour.claims(res1)}["0.1.early-match"] == "fails"
+    # 2. a run whose residual did not move along the fast directions: "fast first" must fail
+    frozen = dict(h.metrics)
+    frozen["residual"] = np.repeat(h["residual"][:1], len(h.steps), axis=0)
+    res2 = {**res, "history": type(h)(**{**h.__dict__, "metrics": frozen})}
+    assert {c.id: c.verdict for c in tour.claims(res2)}["0.1.fast-first"] == "fails"
+    # 3. a kernel that did not move: "the kernel moves" must fail
+    still = dict(h.metrics)
+    still["drift"] = h["drift"] * 1e-6
+    res3 = {**res, "history": type(h)(**{**h.__dict__, "metrics": still})}
+    assert {c.id: c.verdict for c in tour.claims(res3)}["0.1.kernel-moves"] == "fails"
+    # 4. a student that memorized the training points and predicts 0 elsewhere: "close to the teacher" fails
+    res4 = {**res, "test_pred": np.zeros_like(res["test_pred"])}
+    assert {c.id: c.verdict for c in tour.claims(res4)}["0.1.held-out"] == "fails"
+
+
+def test_prediction_is_this_networks_own_linearized_dynamics():
+    """The dashed curve equals an independent iteration of u(k+1) - y = (I - eta H(0))(u(k) - y), with H(0)
+    built here from the activation patterns (not with course_lib.kernels)."""
     res = tour.experiment(256, 0, steps=30)
-    import torch
-
-    from course_lib import data
-    from course_lib.models import TwoLayer
-
     X = data.unit_sphere(64, 5, seed=0)
     y = data.two_layer_teacher(3, 5, seed=1000)(X)
-    H = kernels.relu_h_inf(X)
-    r = (TwoLayer(256).apply(TwoLayer(256).init(5, seed=0), X)[0] - y).double()  # u(0) - y as the lesson forms it
+    model = TwoLayer(256)
+    p = model.init(5, seed=0)
+    W = p["W"][0].double()  # (m, d)
+    X64 = X.double()
+    act = (X64 @ W.T >= 0).double()  # (n, m) patterns
+    H0 = (X64 @ X64.T) * (act @ act.T) / 256
+    r = (model.apply(p, X)[0] - y).double()
     losses = [0.5 * float(r @ r)]
     for _ in range(30):
-        r = r - res["lr"] * (H @ r)
+        r = r - res["lr"] * (H0 @ r)
         losses.append(0.5 * float(r @ r))
     np.testing.assert_allclose(res["prediction"], losses, rtol=1e-9)
-    assert abs(res["lr"] - 0.5 * theory.stability_limit(H)) < 1e-12
-    assert torch.is_tensor(X)
+    assert res["lr"] == pytest.approx(0.5 * theory.stability_limit(kernels.relu_h_inf(X)), rel=1e-12)
 
 
-def test_key_numbers_and_reproduce(tmp_path, monkeypatch):
-    monkeypatch.setenv("COURSE_FAST", "1")  # reproduce at reduced length: the files and keys are what is tested
-    numbers = tour.reproduce(str(tmp_path))
-    assert (tmp_path / "tour_width16.png").stat().st_size > 10_000
-    assert (tmp_path / "tour_width1024.png").stat().st_size > 10_000
-    assert set(numbers) == {"width_16", "width_1024"}
-    for k in numbers.values():
-        assert np.isfinite(k["final_loss"]) and not k["diverged"]
+def test_drift_metric_is_the_operator_norm_of_the_gram_change():
+    res = tour.experiment(128, 0, steps=20)
+    h = res["history"]
+    k = [i for i, s in enumerate(h.steps) if np.isfinite(h["drift"][i, 0])][-1]
+    assert h.steps[k] == 20
+    model = TwoLayer(128)
+    p0 = model.init(5, seed=0)
+    X = data.unit_sphere(64, 5, seed=0)
+    H0 = kernels.empirical_gram(model, p0, X)[0]
+    HT = kernels.empirical_gram(model, h.params, X)[0]
+    assert h["drift"][k, 0] == pytest.approx(float(torch.linalg.svdvals(HT - H0)[0]), rel=1e-9)
+
+
+def test_time_control_replays_the_recorded_state(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    dash = tour.dashboard(width=128)
+    dash.run()
+    frames = dash.frames()
+    assert frames[0] == 0 and frames[-1] == dash.result["steps"] and len(frames) >= 10
+    png_a = dash.show_step(frames[1])
+    png_b = dash.show_step(frames[-1])
+    assert png_a != png_b and dash.time_slider.value == frames[-1]
+    # the state panel's data at step k is the recorded residual projected on H(0)'s eigenvectors
+    from matplotlib.figure import Figure
+
+    res = dash.result
+    ax = Figure().subplots()
+    update = tour.state(ax, res)
+    k = frames[3]
+    bars, line, _ = update(k)
+    i = int(np.searchsorted(res["history"].steps, k))
+    expect = np.abs(res["V"].T @ res["history"]["residual"][i, 0])
+    np.testing.assert_allclose(bars.get_data().values, np.maximum(expect, 1e-8), rtol=1e-12)
+    np.testing.assert_allclose(line.get_data().values, np.maximum(np.abs(res["pred_coef"][k]), 1e-8), rtol=1e-12)
+    with pytest.raises(ValueError, match="step must be between"):
+        dash.show_step(10**6)
+
+
+def test_reproduce_writes_figures_numbers_and_claims(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "1")
+    from course_lib.reproduce import reproduce
+
+    out = reproduce("0", str(tmp_path), animate=True)
+    runs = out["runs"]
+    assert set(runs) == {"0.1.width1024", "0.1.width16", "0.1.width8192"}
+    for name, entry in runs.items():
+        assert (tmp_path / "lesson0" / entry["figure"]).stat().st_size > 10_000
+        assert (tmp_path / "lesson0" / entry["state_figure"]).stat().st_size > 10_000
+        assert (tmp_path / "lesson0" / entry["animation"]).stat().st_size > 10_000
+        assert {c["id"] for c in entry["claims"]} == {"0.1.early-match", "0.1.fast-first", "0.1.kernel-moves",
+                                                      "0.1.held-out"}
+    assert (tmp_path / "lesson0" / "key_numbers.json").exists()

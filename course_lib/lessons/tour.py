@@ -1,119 +1,279 @@
-"""Lesson 0 (tour): a first teacher-student run, against the kernel-regime prediction.
+"""Lesson 0 (tour): a first teacher-student run, against the linearized prediction for this very network.
 
-Setting (the course's own, chosen to run in well under a second): n unit-norm inputs in R^d, labels
-from a teacher with ``teacher_m`` orthonormal ReLU neurons, y = sum_i relu(w*_i . x). The student is
-the two-layer net f(x) = (1/sqrt m) sum_r a_r relu(w_r . x) with a_r = +-1 fixed and the first layer
-trained by full-batch GD on (1/2)||u - y||^2, step size ``lr_fraction`` x 2 / lambda_max(H^inf).
-Prediction: the linearized dynamics u(k+1) - y = (I - eta H^inf)(u(k) - y), which a wide student follows.
+Setting (the course's own, chosen to run in well under a second): n = 64 unit-norm inputs in R^5, labels
+from a teacher with 3 orthonormal ReLU neurons, y = sum_i relu(w*_i . x). The student is the two-layer
+net f(x) = (1/sqrt m) sum_r a_r relu(w_r . x) with a_r = +-1 fixed and the first layer trained by
+full-batch GD on (1/2)||u - y||^2, step size eta = 0.5 x 2 / lambda_max(H^inf) (Du et al. 2019's setting,
+at a far smaller width than their theorem needs).
+
+Prediction (dashed): the linearized dynamics of this network, u(k) - y = (I - eta H(0))^k (u(0) - y), with
+H(0) its own Gram matrix at initialization; dotted: the same with the infinite-width H^inf. What breaks
+the prediction is measured, not guessed: the kernel drift ||H(k) - H(0)||_2 against lambda_0 / 4, the
+margin within which the lazy-training argument keeps lambda_min(H(k)) >= lambda_0 / 2.
 """
 from __future__ import annotations
-
-import json
-import os
 
 import numpy as np
 import torch
 
 from .. import data, kernels, plots, theory
+from ..claims import claim
+from ..experiment import Experiment, integer, log_frames, log_record_steps, powers_of_two, select
 from ..models import TwoLayer
-from ..runtime import get_device, scaled_steps
+from ..runtime import get_device, scaled_steps, to_float64
 from ..train import train
 
 DEFAULTS = dict(width=1024, seed=0, n=64, d=5, teacher_m=3, steps=400, lr_fraction=0.5)
-WIDTHS = tuple(2**k for k in range(3, 14))  # 8 .. 8192
+WIDTHS = powers_of_two(3, 13)  # 8 .. 8192
+EARLY = 100  # "the first 100 steps"
+EARLY_FACTOR = 1.3  # "within 30%"
+FAST_STEP = 20  # "after 20 steps"
+FAST_MODES = 10  # "the 10 fastest / slowest directions"
+
+
+def _gram_drift(H0: torch.Tensor, frames: set[int]):
+    """Metric for ``train``: ||H(k) - H(0)||_2 at the steps in ``frames`` (NaN at the other records)."""
+    def metric(params, ctx):
+        if ctx.step not in frames:
+            return torch.full((ctx.params0["W"].shape[0],), float("nan"))
+        Hk = kernels.empirical_gram(ctx.model, params, ctx.X).cpu()
+        return torch.linalg.matrix_norm(Hk - H0, 2)
+    return metric
+
+
+def _residual(params, ctx) -> torch.Tensor:
+    return ctx.model.apply(params, ctx.X) - ctx.y
 
 
 def experiment(width: int = DEFAULTS["width"], seed: int = DEFAULTS["seed"], *, n: int = DEFAULTS["n"],
                d: int = DEFAULTS["d"], teacher_m: int = DEFAULTS["teacher_m"], steps: int = DEFAULTS["steps"],
                lr_fraction: float = DEFAULTS["lr_fraction"], device=None, live=None) -> dict:
-    """Train one student and compute the kernel-regime prediction. Returns a dict (the result)."""
+    """Train one student and compute the linearized predictions from H(0) and from H^inf.
+
+    Returns a dict: ``history`` (loss, residual u - y, kernel drift at the recorded steps), ``modes``
+    (eigenvalues ``lam`` and eigenvectors ``V`` of H(0); the predicted coefficients ``pred_coef`` at every
+    step), the predicted losses ``prediction`` (H(0)) and ``prediction_inf`` (H^inf), held-out fits.
+    """
     device = get_device(device)
     steps = scaled_steps(steps)
     X = data.unit_sphere(n, d, seed=seed, device=device)
     teacher = data.two_layer_teacher(teacher_m, d, seed=1000 + seed, device=device)
     y = teacher(X)
     X_test = data.unit_sphere(200, d, seed=2000 + seed, device=device)
-    H = kernels.relu_h_inf(X.cpu())
-    lam = kernels.spectrum(H)
-    lr = lr_fraction * 2.0 / float(lam[-1])
+    X64 = to_float64(X)
+    H_inf = kernels.relu_h_inf(X64).cpu()
+    lr = lr_fraction * 2.0 / float(kernels.spectrum(H_inf)[-1])
     model = TwoLayer(width)
     params = model.init(d, seed=seed, device=device)
-    u0 = model.apply(params, X)[0]
+    H0 = kernels.empirical_gram(model, params, X)[0].cpu()
+    r0 = to_float64(model.apply(params, X)[0] - y).cpu()
+    frames = set(log_record_steps(steps, 40))  # the time slider's frames (state and kernel drift recorded there)
+    record = sorted(frames | set(range(0, steps + 1, max(1, steps // 50))))
     callback = None
     if live is not None:
-        callback = lambda hist, step: live({"history": hist, "prediction": None, "partial": True, "width": width})  # noqa: E731
-    hist = train(model, params, X, y, steps=steps, lr=lr, record_every=max(1, steps // 150), callback=callback)
-    prediction = theory.linearized_loss(H, (u0 - y).cpu().double(), lr, steps)
+        callback = lambda hist, step: live({"history": hist, "partial": True, "width": width})  # noqa: E731
+    hist = train(model, params, X, y, steps=steps, lr=lr, record_steps=record, callback=callback, progress=False,
+                 metrics={"residual": _residual, "drift": _gram_drift(H0, frames)})
+    lam, V, pred_coef = theory.linearized_modes(H0, r0, lr, steps)
+    lam_inf, _, pred_inf = theory.linearized_modes(H_inf, r0, lr, steps)
     with torch.no_grad():
-        test_student = model.apply(hist.params, X_test)[0].cpu().numpy()
+        test_pred = model.apply(hist.params, X_test)[0].cpu().numpy()
+        train_pred = model.apply(hist.params, X)[0].cpu().numpy()
     return {
-        "history": hist, "prediction": prediction, "lr": lr, "lambda_min": float(lam[0]), "lambda_max": float(lam[-1]),
-        "train_pred": model.apply(hist.params, X)[0].cpu().numpy(), "train_y": y.cpu().numpy(),
-        "test_pred": test_student, "test_y": teacher(X_test).cpu().numpy(), "width": width, "steps": steps,
-        "partial": False,
+        "history": hist, "width": width, "seed": seed, "steps": steps, "lr": lr, "n": n, "partial": False,
+        "lam": lam, "V": V, "pred_coef": pred_coef, "lambda_0": float(lam[0]), "lambda_0_inf": float(lam_inf[0]),
+        "prediction": 0.5 * (pred_coef**2).sum(1), "prediction_inf": 0.5 * (pred_inf**2).sum(1),
+        "frames": sorted(frames), "train_pred": train_pred, "train_y": y.cpu().numpy(), "test_pred": test_pred,
+        "test_y": teacher(X_test).cpu().numpy(),
     }
 
 
-def key_numbers(res: dict) -> dict:
+# ----------------------------------------------------------------------------------------------
+# What the run shows
+# ----------------------------------------------------------------------------------------------
+def _drift(res) -> tuple[np.ndarray, np.ndarray]:
     h = res["history"]
-    final = float(h.final("loss")[0])
-    pred_final = float(res["prediction"][h.steps[-1]])
+    v = h["drift"][:, 0]
+    keep = np.isfinite(v)
+    return h.steps[keep], v[keep]
+
+
+def match_factor(res, upto: int = EARLY) -> float:
+    """max over recorded steps k <= ``upto`` of max(L/P, P/L): how far the loss strays from the H(0) prediction."""
+    h = res["history"]
+    k = h.steps <= upto
+    L, P = h["loss"][k, 0], res["prediction"][h.steps[k]]
+    return float(np.max(np.maximum(L / P, P / L)))
+
+
+def fast_first(res, step: int = FAST_STEP) -> tuple[float, float, float]:
+    """What is left after ``step`` steps of the error along the ``FAST_MODES`` fastest and slowest
+    eigen-directions of H(0): (fast measured, slow measured, fast predicted by the linearized dynamics),
+    each as ||c(k)|| / ||c(0)|| over those directions."""
+    h = res["history"]
+    i = int(np.searchsorted(h.steps, step))
+    V, q = res["V"], FAST_MODES
+    c0, ck, pk = V.T @ h["residual"][0, 0], V.T @ h["residual"][i, 0], res["pred_coef"][h.steps[i]]
+    left = lambda a, b: float(np.linalg.norm(b) / np.linalg.norm(a))  # noqa: E731
+    return left(c0[-q:], ck[-q:]), left(c0[:q], ck[:q]), left(c0[-q:], pk[-q:])
+
+
+def claims(res: dict) -> list:
+    h = res["history"]
+    lam0 = res["lambda_0_inf"]  # the lazy-training margin is lambda_min(H^inf) / 4 (Du et al. 2019)
+    s, drift = _drift(res)
+    d_early = float(np.interp(EARLY, s, drift))
+    d_end = float(drift[-1])
+    factor = match_factor(res)
+    early = claim(
+        "0.1.early-match", "For the first 100 steps the loss stays within 30% of the prediction from this network's "
+        "own Gram matrix H(0).", holds=factor <= EARLY_FACTOR, measured=factor, predicted=1.0,
+        tolerance=f"within a factor {EARLY_FACTOR}",
+        why=(f"the loss strays by a factor {factor:.3g} from the prediction; the Gram matrix moved by "
+             f"{d_early:.2g} = {d_early / (lam0 / 4):.2g} x λ₀/4 by step {EARLY}: at width {res['width']} the network "
+             "is not in the kernel regime" if factor > EARLY_FACTOR else ""))
+    L_end, P_end = float(h["loss"][-1, 0]), float(res["prediction"][h.steps[-1]])
+    moved = d_end > lam0 / 4
+    late = claim(
+        "0.1.kernel-moves", "By the last step the Gram matrix has moved by more than λ₀/4, and the loss ends above "
+        "the prediction.", holds=moved and L_end > P_end, measured=d_end / (lam0 / 4), predicted=1.0,
+        tolerance="drift above λ₀/4 (ratio > 1) and loss above the dashed line",
+        why=("" if moved and L_end > P_end else
+             f"drift {d_end:.2g} is {d_end / (lam0 / 4):.2g} x λ₀/4; final loss {L_end:.3g} vs prediction {P_end:.3g}"))
+    fast, slow, fast_pred = fast_first(res)
+    first = claim(
+        "0.1.fast-first", f"Fast directions die out first: after {FAST_STEP} steps less than 5% of the error is left "
+        f"along the {FAST_MODES} fastest directions of H(0), more than half along the {FAST_MODES} slowest.",
+        holds=fast < 0.05 and slow > 0.5, measured=fast, predicted=fast_pred,
+        tolerance=f"fastest < 0.05 and slowest > 0.5 (slowest: {slow:.2f})",
+        why=f"left along the fastest: {fast:.2g}, along the slowest: {slow:.2g}")
+    train_mse = float(np.mean((res["train_pred"] - res["train_y"]) ** 2))
     test_mse = float(np.mean((res["test_pred"] - res["test_y"]) ** 2))
-    return {"width": res["width"], "steps": int(h.steps[-1]), "lr": res["lr"], "lambda_min_Hinf": res["lambda_min"],
-            "final_loss": final, "predicted_final_loss": pred_final,
-            "loss_ratio_measured_over_predicted": final / pred_final if pred_final > 0 else float("nan"),
-            "test_mse": test_mse, "test_var": float(np.var(res["test_y"])), "diverged": h.diverged}
+    var = float(np.var(res["test_y"]))
+    held = claim(
+        "0.1.held-out", "On held-out points the student is close to the teacher (error below the teacher's "
+        "variance) but not exact (error 10x the training error or more).",
+        holds=10 * train_mse <= test_mse < var, measured=test_mse, predicted=var,
+        tolerance="10 x training MSE ≤ held-out MSE < teacher variance",
+        why=f"held-out MSE {test_mse:.3g}, training MSE {train_mse:.3g}, teacher variance {var:.3g}")
+    return [early, first, late, held]
 
 
-def draw(res: dict, spec: dict | None = None):
-    fig, (ax1, ax2) = plots.new_figure(2)
+def numbers(res: dict) -> dict:
     h = res["history"]
-    plots.plot_curves(ax1, h.steps, h["loss"], labels=[f"student, width {res.get('width', '')}"])
-    if res.get("prediction") is not None:
-        plots.plot_theory(ax1, np.arange(len(res["prediction"])), res["prediction"],
-                          label="kernel-regime prediction (H∞)")
+    s, drift = _drift(res)
+    return {"width m": res["width"], "steps": int(h.steps[-1]), "step size η": res["lr"],
+            "λ₀ of H(0) (this network)": res["lambda_0"], "λ₀ of H∞ (infinite width)": res["lambda_0_inf"],
+            "final loss": float(h["loss"][-1, 0]), "predicted final loss (H(0))": float(res["prediction"][h.steps[-1]]),
+            "predicted final loss (H∞)": float(res["prediction_inf"][h.steps[-1]]),
+            "kernel drift ‖H(T) − H(0)‖": float(drift[-1]), "λ₀/4 (λ₀ of H∞)": res["lambda_0_inf"] / 4,
+            "held-out MSE": float(np.mean((res["test_pred"] - res["test_y"]) ** 2)),
+            "teacher variance (held-out)": float(np.var(res["test_y"]))}
+
+
+def headline(res: dict) -> str:
+    h = res["history"]
+    if h.diverged:
+        return h.message
+    return (f"width {res['width']}, η = {res['lr']:.3g}: final loss {h['loss'][-1, 0]:.3g} "
+            f"(prediction from H(0): {res['prediction'][h.steps[-1]]:.3g})")
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+def draw(res: dict):
+    fig, (ax1, ax2, ax3) = plots.new_figure(3, width=4.1)
+    h = res["history"]
+    plots.plot_curves(ax1, h.steps, h["loss"], labels=[f"measured, width {res['width']}"], cmap=None)
+    if not res.get("partial"):
+        k = np.arange(len(res["prediction"]))
+        plots.plot_theory(ax1, k, res["prediction"], label="prediction from H(0)")
+        plots.plot_theory(ax1, k, res["prediction_inf"], label="prediction from H∞", style=plots.BOUND_STYLE)
     plots.mark_divergence(ax1, h)
-    ax1.set(xlabel="GD step", ylabel="training loss  ½‖u − y‖²", title="training loss")
-    ax1.legend(fontsize=8)
+    ax1.set(xlabel="GD step k", ylabel="training loss ½‖u − y‖²", title="loss: measured vs linearized")
+    ax1.legend(fontsize=7, loc="lower left")
+    plots.time_axis(ax1)
     if res.get("partial"):
-        ax2.text(0.5, 0.5, "training...", ha="center", va="center", transform=ax2.transAxes)
-        ax2.set_axis_off()
+        for ax in (ax2, ax3):
+            ax.text(0.5, 0.5, "training...", ha="center", va="center", transform=ax.transAxes)
+            ax.set_axis_off()
         return fig
+    s, drift = _drift(res)
+    ax2.plot(s[s > 0], drift[s > 0], color=plots.color(0), marker=".", label="‖H(k) − H(0)‖₂ (measured)")
+    ax2.axhline(res["lambda_0_inf"] / 4, **plots.THEORY_STYLE, label="λ₀/4: the lazy-training margin")
+    margin = res["lambda_0_inf"] / 4
+    ax2.set(xscale="log", yscale="log", xlabel="GD step k", ylabel="operator norm", title="how far the kernel moved",
+            ylim=(min(margin, drift[s > 0].min()) / 3, max(margin, drift.max()) * 10))  # headroom for the legend
+    ax2.legend(fontsize=7, loc="upper left")
+    plots.time_axis(ax2)
     lim = [min(res["test_y"].min(), res["test_pred"].min()), max(res["test_y"].max(), res["test_pred"].max())]
-    ax2.plot(lim, lim, color="black", lw=1, ls="--", label="perfect fit")
-    ax2.scatter(res["test_y"], res["test_pred"], s=8, alpha=0.5, label="held-out points")
-    ax2.scatter(res["train_y"], res["train_pred"], s=10, alpha=0.8, label="training points")
-    ax2.set(xlabel="teacher f*(x)", ylabel="student f(x)", title="student vs teacher")
-    ax2.legend(fontsize=8)
+    ax3.plot(lim, lim, color="black", lw=1, ls="--", label="perfect fit")
+    ax3.scatter(res["test_y"], res["test_pred"], s=8, alpha=0.5, color=plots.color(0), marker="o", label="held-out points")
+    ax3.scatter(res["train_y"], res["train_pred"], s=12, alpha=0.8, color=plots.color(1), marker="s", label="training points")
+    ax3.set(xlabel="teacher f*(x)", ylabel="student f(x)", title="student vs teacher (end of training)")
+    ax3.legend(fontsize=7)
     return fig
 
 
-def summary(res: dict, spec: dict | None = None) -> str:
-    k = key_numbers(res)
-    if k["diverged"]:
-        return f"<b>diverged</b>: {res['history'].message}"
-    return (f"final loss {k['final_loss']:.3g} (prediction {k['predicted_final_loss']:.3g}); "
-            f"held-out MSE {k['test_mse']:.3g} vs teacher variance {k['test_var']:.3g}")
+def state(ax, res: dict):
+    """The residual's coefficients on the eigenvectors of H(0) at step k (filled bars) against the
+    linearized prediction (1 - eta lambda_i)^k c_i(0) (dashed), slowest direction on the left."""
+    h = res["history"]
+    V, lam = res["V"], res["lam"]
+    coef = np.abs(h["residual"][:, 0] @ V)  # (records, n)
+    pred = np.abs(res["pred_coef"])
+    edges = np.arange(len(lam) + 1) - 0.5
+    floor = 1e-8
+    top = max(coef.max(), pred[: h.steps[-1] + 1].max()) * 1e3  # headroom for the legend and the drift
+    # one artist per series (stairs), not one patch per bar: a frame redraws in a few milliseconds
+    bars = ax.stairs(np.full(len(lam), floor), edges, baseline=floor, fill=True, color=plots.color(0), alpha=0.7,
+                     label="measured |vᵢ·(u − y)|")
+    line = ax.stairs(np.full(len(lam), floor), edges, baseline=None, **plots.THEORY_STYLE,
+                     label="linearized (1 − ηλᵢ)ᵏ cᵢ(0)")
+    ax.set(yscale="log", ylim=(floor, top), xlim=(edges[0], edges[-1]),
+           xlabel="eigen-direction i of H(0) (slowest first)", ylabel="|coefficient|")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, 0.84))
+    s, drift = _drift(res)
+    text = ax.text(0.02, 0.97, "", transform=ax.transAxes, fontsize=8, va="top")
+
+    def update(k: int):
+        i = int(np.searchsorted(h.steps, k))
+        bars.set_data(np.maximum(coef[i], floor))
+        line.set_data(np.maximum(pred[k], floor))
+        d = float(np.interp(k, s, drift))
+        text.set_text(f"kernel drift\n‖H(k) − H(0)‖ = {d / (res['lambda_0_inf'] / 4):.2g} × λ₀/4")
+        return [bars, line, text]
+
+    return update
 
 
-def dashboard():
+def frames(res: dict) -> list[int]:
+    return log_frames(res["frames"], 40)
+
+
+def key_steps(res: dict) -> list[int]:
+    fr = res["frames"]
+    return [0, min(fr, key=lambda k: abs(k - 10)), min(fr, key=lambda k: abs(k - EARLY)), fr[-1]]
+
+
+def alt(res: dict) -> str:
+    return (f"Left: training loss of a width-{res['width']} student against its linearized prediction; middle: the "
+            "kernel drift against λ₀/4; right: student against teacher on training and held-out points.")
+
+
+EXPERIMENT = Experiment(
+    id="0.1", title="A first teacher-student run", run=experiment, draw=draw, claims=claims,
+    controls={"width": select("student width m", DEFAULTS["width"], WIDTHS),
+              "seed": integer("seed", DEFAULTS["seed"], 0, 20)},
+    numbers=numbers, floors={"final loss": 1e-15, "predicted final loss (H(0))": 1e-15,
+                             "predicted final loss (H∞)": 1e-15},
+    headline=headline, state=state, frames=frames, key_steps=key_steps, alt=alt,
+    reproduce={"width1024": {}, "width16": {"width": 16}, "width8192": {"width": 8192}},
+)
+EXPERIMENTS = (EXPERIMENT,)
+
+
+def dashboard(**overrides):
     """Sliders: student width (powers of 2) and seed."""
-    from ..widgets import Dashboard, int_slider, log_slider
-
-    controls = {"width": log_slider("student width m", DEFAULTS["width"], 3, 13),
-                "seed": int_slider("seed", DEFAULTS["seed"], 0, 20)}
-    return Dashboard(controls, lambda spec, live: experiment(spec["width"], spec["seed"], live=live), draw,
-                     summary=summary, title="A first teacher-student run")
-
-
-def reproduce(outdir: str) -> dict:
-    """The tour's figure for a narrow and a wide student, and the key numbers, into ``outdir``."""
-    os.makedirs(outdir, exist_ok=True)
-    numbers = {}
-    for width in (16, 1024):
-        res = experiment(width)
-        plots.save(draw(res), os.path.join(outdir, f"tour_width{width}.png"))
-        numbers[f"width_{width}"] = key_numbers(res)
-    with open(os.path.join(outdir, "tour.json"), "w") as f:
-        json.dump(numbers, f, indent=2)
-    return numbers
+    return EXPERIMENT.dashboard(**overrides)
