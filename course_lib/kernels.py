@@ -23,22 +23,43 @@ from .activations import Activation, get_activation
 f64 = torch.float64
 
 
+def angles(A: torch.Tensor, B: torch.Tensor | None = None) -> torch.Tensor:
+    """Angles theta_ij between the rows a_i of A (..., p, d) and b_j of B (..., q, d), shape (..., p, q).
+
+    Well conditioned everywhere: arccos(cos) has an infinite slope at cos = +-1 (a cosine rounded to
+    1 - 1e-16 becomes an angle of 1.5e-8), so pairs with |cos| > 0.9 use theta = 2 atan2(||a^ - b^||,
+    ||a^ + b^||) on the unit vectors instead, which is accurate to rounding near 0 and pi. A zero row
+    has angle pi/2 to everything (its cosine is taken as 0). Use this wherever the course needs an angle.
+    """
+    B = A if B is None else B
+    na, nb = A.norm(dim=-1, keepdim=True), B.norm(dim=-1, keepdim=True)
+    Ah = torch.where(na > 0, A / na.clamp_min(1e-300), torch.zeros_like(A))
+    Bh = torch.where(nb > 0, B / nb.clamp_min(1e-300), torch.zeros_like(B))
+    cos = (Ah @ Bh.transpose(-1, -2)).clamp(-1.0, 1.0)
+    theta = torch.arccos(cos)
+    near = cos.abs() > 0.9
+    if bool(near.any()):
+        idx = near.nonzero(as_tuple=True)
+        # gather the row pairs of the near-(anti)parallel entries and recompute them directly
+        Ab = Ah.expand(*cos.shape[:-2], *Ah.shape[-2:])
+        Bb = Bh.expand(*cos.shape[:-2], *Bh.shape[-2:])
+        a = Ab[idx[:-1]]
+        b = Bb[(*idx[:-2], idx[-1])]
+        theta[idx] = 2 * torch.atan2((a - b).norm(dim=-1), (a + b).norm(dim=-1))
+    return theta
+
+
 def _cos_theta(A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inner products, norm products and angles between the rows of A and of B (float64)."""
+    """Inner products, norm products and (well-conditioned) angles between the rows of A and of B (float64)."""
     inner = A @ B.T
     norms = A.norm(dim=1, keepdim=True) * B.norm(dim=1, keepdim=True).T
-    cos = torch.where(norms > 0, inner / norms.clamp_min(1e-300), torch.zeros_like(inner)).clamp(-1.0, 1.0)
-    return inner, norms, torch.arccos(cos)
+    return inner, norms, angles(A, B)
 
 
 def relu_h_inf(X) -> torch.Tensor:
     """H^inf for ReLU: E_w[<x_i, x_j> 1[w.x_i >= 0] 1[w.x_j >= 0]], shape (n, n), float64."""
     X = check_tensor("X", X, ndim=2, dtype=f64)
-    inner, _, theta = _cos_theta(X, X)
-    # on the diagonal the angle is 0 by definition, but inner / norms
-    # rounds to 1 - 1e-16 there and arccos turns that into theta ~ 1.5e-8, an error of ~2e-9 on every
-    # diagonal entry (arccos has infinite slope at 1). Set it exactly.
-    theta.fill_diagonal_(0.0)
+    inner, _, theta = _cos_theta(X, X)  # exact 0 on the diagonal: angles() is well conditioned there
     return inner * (math.pi - theta) / (2 * math.pi)
 
 
