@@ -1,21 +1,23 @@
 """Budget report: lesson budgets (COURSE_DESIGN.md section 5), measured at default settings; exits 1 if any is broken.
 
-* headless execution of each lesson notebook, top to bottom (budget: < 60 s each, < 6 min in all);
-* a widget change answered (train + redraw, in the kernel) in < 1 s median;
-* the kernel's peak memory (budget: < 1.5 GB).
+* headless execution of each lesson notebook, top to bottom (budget: < 60 s each, < 6 min in all), and the
+  kernel's peak memory (budget: < 1.5 GB);
+* for every experiment of every lesson (the registry ``course_lib.lessons.experiments``), driven through its
+  dashboard as the browser would: a widget change (train + redraw) from the defaults, one control at a time over
+  each control's positions (both ends, the middle) -- budget: median < 1 s; the slowest position is reported (and
+  must not error);
+* for experiments with a time control: the time to redraw one frame (state panel + cursor) over every recorded
+  frame -- budget: median < 0.15 s (smooth playback).
 
-    python benchmarks/bench_lessons.py [--fast] [--out benchmarks/results/lessons.json]
+    python benchmarks/bench_lessons.py [--fast] [--lessons 0 2] [--no-notebooks] [--out benchmarks/results/lessons.json]
 
-The notebook runs in a fresh kernel; a cell appended to an in-memory copy reads the kernel's peak
-resident memory (ru_maxrss). Widget latency is measured in this process by driving each lesson's
-dashboard through its controls, as the browser would (the browser's own latency is measured by the
-browser tests).
+The notebook runs in a fresh kernel; a cell appended to an in-memory copy reads the kernel's peak resident
+memory (ru_maxrss). The browser's own latency is measured by the browser tests.
 """
 from __future__ import annotations
 
 import argparse
 import glob
-import importlib
 import json
 import os
 import statistics
@@ -25,16 +27,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-# lesson notebook -> (module with dashboard(), control changes to time)
-WIDGET_CHANGES = {
-    "00_tour.ipynb": ("course_lib.lessons.tour", [{"width": 256}, {"width": 4096}, {"seed": 3}, {"width": 64}, {"width": 1024}]),
-    "01_kernel_regime.ipynb": ("course_lib.lessons.kernel_regime", [{"width": 256}, {"lr_fraction": 0.8}, {"seed": 3}, {"layers": "both layers"}, {"activation": "tanh"}, {"n": 30}, {"width": 1024}]),
-    "02_identity_mapping.ipynb": ("course_lib.lessons.identity_mapping", [{"seed": 3}, {"identity": False}, {"method": "gd"}, {"d": 10}, {"scale": 0.3}]),
-    "03_teacher_student.ipynb": ("course_lib.lessons.teacher_student", [{"m": 2}, {"noise": 0.2}, {"seed": 3}, {"lr_fraction": 0.6}, {"d": 6}, {"m": 3}]),
-    "04_activation_gram.ipynb": ("course_lib.lessons.activation_gram", [{"width": 256}, {"d_sub": 3}, {"acts": ("relu", "tanh")}, {"steps": 300}, {"width": 512}]),
-    "05_deep_widths.ipynb": ("course_lib.lessons.deep_widths", [{"wide": 128}, {"wide": 32}, {"depth": 4}, {"init": "he"}, {"wide": 16}, {"lr_fraction": 0.5}, {"wide": 64}]),
-    "06_momentum.ipynb": ("course_lib.lessons.momentum", [{"beta": 0.5}, {"lr_fraction": 0.5}, {"width": 256}, {"beta": 0.9}, {"dataset": "digits 3 vs 8"}, {"width": 1024}]),
-}
+BUDGETS = {"execute_s_each": 60, "execute_s_total": 360, "widget_median_s": 1.0, "peak_rss_mb": 1536,
+           "frame_median_s": 0.15}
 
 PEAK_CELL = """import resource, sys
 print("PEAK_RSS_MB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1024 if sys.platform != "darwin" else 1024 ** 2))"""
@@ -55,45 +49,74 @@ def run_notebook(path: str) -> dict:
     return {"execute_s": round(elapsed, 2), "peak_rss_mb": round(peak, 1)}
 
 
-def time_widget(module: str, changes: list[dict]) -> dict:
-    mod = importlib.import_module(module)
-    dash = mod.dashboard()
+def time_experiment(exp) -> dict:
+    """Drive the experiment's dashboard: each control over its positions (from the defaults), then every frame."""
+    dash = exp.dashboard()
     dash.run()  # the default, as the notebook shows it
-    times = []
-    for change in changes:
-        t0 = time.perf_counter()
-        dash.set(**change)
-        times.append(time.perf_counter() - t0)
-        if dash.error is not None:
-            raise RuntimeError(f"{module}: {change} raised {dash.error!r}")
-    return {"widget_median_s": round(statistics.median(times), 3), "widget_max_s": round(max(times), 3),
-            "widget_changes": changes, "widget_times_s": [round(t, 3) for t in times]}
+    if dash.error is not None:
+        raise RuntimeError(f"experiment {exp.id} at its defaults raised {dash.error!r}")
+    times, errors = [], []
+    for name, control in exp.controls.items():
+        for value in control.positions():
+            if value == control.value:
+                continue
+            t0 = time.perf_counter()
+            dash.set(**{name: value})
+            times.append((time.perf_counter() - t0, {name: value}))
+            if dash.error is not None:
+                errors.append(f"{name}={value!r}: {dash.error!r}")
+        dash.set(**{name: control.value})
+    out = {"experiment": exp.id, "default_s": round(dash.timings[0]["total_s"], 3)}
+    if times:
+        secs = [t for t, _ in times]
+        slowest = max(times, key=lambda t: t[0])
+        out.update(widget_median_s=round(statistics.median(secs), 3), widget_max_s=round(slowest[0], 3),
+                   widget_slowest_setting=slowest[1], widget_changes=len(times))
+    if errors:
+        out["errors"] = errors
+    if exp.has_time:
+        frames = dash.frames()
+        dash.frame_timings.clear()
+        for k in frames:
+            dash.show_step(k)
+        ft = dash.frame_timings
+        out.update(frames=len(frames), frame_median_s=round(statistics.median(ft), 4), frame_max_s=round(max(ft), 4))
+    return out
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fast", action="store_true", help="COURSE_FAST=1 (as in CI); default: full settings")
+    ap.add_argument("--lessons", nargs="*", help="lesson numbers (default: all)")
+    ap.add_argument("--no-notebooks", action="store_true", help="skip the headless notebook executions")
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
     os.environ["COURSE_FAST"] = "1" if args.fast else "0"
     import matplotlib
 
     matplotlib.use("Agg")
+    from course_lib.lessons import LESSONS, experiments
+    from course_lib.runtime import torch_threads
+
+    lessons = args.lessons or sorted(LESSONS)
     results = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "lessons", "*.ipynb"))):
+    for lesson in lessons:
+        (path,) = glob.glob(os.path.join(ROOT, "lessons", f"{int(lesson):02d}_*.ipynb"))
         name = os.path.basename(path)
-        res = run_notebook(path)
-        if name in WIDGET_CHANGES:
-            res.update(time_widget(*WIDGET_CHANGES[name]))
+        res = {} if args.no_notebooks else run_notebook(path)
+        with torch_threads():  # as the dashboards run: one thread
+            res["experiments"] = [time_experiment(e) for e in experiments(lesson)]
         results[name] = res
-        print(name, json.dumps(res))
-    total = sum(r["execute_s"] for r in results.values())
-    summary = {
-        "lessons": results, "total_execute_s": round(total, 2), "fast_mode": args.fast,
-        "budgets": {"execute_s_each": 60, "execute_s_total": 360, "widget_median_s": 1.0, "peak_rss_mb": 1536},
-        "all_within_budget": all(r["execute_s"] < 60 and r["peak_rss_mb"] < 1536 and r.get("widget_median_s", 0) < 1.0
-                                 for r in results.values()) and total < 360,
-    }
+        print(name, json.dumps(res), flush=True)
+    exps = [e for r in results.values() for e in r["experiments"]]
+    total = sum(r.get("execute_s", 0) for r in results.values())
+    ok = (all(r.get("execute_s", 0) < BUDGETS["execute_s_each"] and r.get("peak_rss_mb", 0) < BUDGETS["peak_rss_mb"]
+              for r in results.values())
+          and all(e.get("widget_median_s", 0) < BUDGETS["widget_median_s"] and not e.get("errors")
+                  and e.get("frame_median_s", 0) < BUDGETS["frame_median_s"] for e in exps)
+          and total < BUDGETS["execute_s_total"])
+    summary = {"lessons": results, "total_execute_s": round(total, 2), "fast_mode": args.fast, "budgets": BUDGETS,
+               "all_within_budget": ok}
     print(json.dumps({k: v for k, v in summary.items() if k != "lessons"}, indent=2))
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
