@@ -169,17 +169,20 @@ _ICON = {"holds": "✓", "fails": "✗", "does not apply": "–"}
 _COLOR = {"holds": "#1a7f37", "fails": "#c0392b", "does not apply": "#6e7781"}
 
 
-def status_html(claims: Sequence[Claim], headline: str = "") -> str:
+def status_html(claims: Sequence[Claim], headline: str = "", *, statements: bool = False) -> str:
     """The dashboard's status line: a headline, then one line per claim with its verdict (symbol, word
-    and colour, so colour is never the only cue) and, when it does not hold, why."""
+    and colour, so colour is never the only cue), the numbers, and, when it does not hold, why. The
+    statement itself is the line's tooltip (``statements=True`` prints it too); the notebook's "What to
+    notice" text carries it under the same id."""
     lines = [headline] if headline else []
     for c in claims:
         v = c.verdict
         nums = _measured_vs_predicted(c)
         reason = f" — {html.escape(c.why)}" if c.why else ""
-        lines.append(f"<span style='color:{_COLOR[v]}'>{_ICON[v]} <b>{v}</b></span> "
-                     f"<code>{html.escape(c.id)}</code> {html.escape(c.statement)}"
-                     f"{(' <span style=color:grey>(' + html.escape(nums) + ')</span>') if nums else ''}{reason}")
+        said = f" {html.escape(c.statement)}" if statements else ""
+        lines.append(f"<span title='{html.escape(c.statement, quote=True)}'>"
+                     f"<span style='color:{_COLOR[v]}'>{_ICON[v]} <b>{v}</b></span> <code>{html.escape(c.id)}</code>{said}"
+                     f"{(' <span style=color:grey>(' + html.escape(nums) + ')</span>') if nums else ''}{reason}</span>")
     return "<br>".join(lines)
 
 

@@ -1,7 +1,8 @@
 """Every lesson driven in a real browser: JupyterLab + Debian Chromium + Playwright.
 
 For each lesson: open it, run all cells, assert no cell shows an error and every widget rendered,
-move the first slider, assert the figure changes, record the latency, save screenshots under
+move the first slider, assert the figure changes, record the latency, press Play on the first time control
+and assert its frames change, save screenshots under
 ``artifacts/browser/`` (or ``$COURSE_ARTIFACTS``). Skipped when Chromium is absent, except in CI
 (``CI=true``), where its absence is a failure. Recipe: shared/BROWSER_TESTING.md.
 """
@@ -169,8 +170,28 @@ def test_lesson_runs_and_reacts_in_the_browser(lab, browser, lesson):
         time.sleep(0.5)
         assert not _errors(page), _errors(page)
         cell.screenshot(path=os.path.join(ARTIFACTS, f"{stem}-after-change.png"))
+
+        # the time control: press Play and watch the state panel and the cursor move (frames change)
+        frames_seen = None
+        play_cell = panel.locator(".jp-CodeCell", has=page.locator(".widget-play")).first
+        if panel.locator(".widget-play").count():
+            play_cell.scroll_into_view_if_needed()
+            imgs = play_cell.locator(".jp-OutputArea-output img")
+            seen = {tuple(imgs.nth(i).get_attribute("src") for i in range(imgs.count()))}
+            play_cell.locator(".widget-play button").first.click()
+            t2 = time.time()
+            while time.time() - t2 < 20 and len(seen) < 4:
+                seen.add(tuple(imgs.nth(i).get_attribute("src") for i in range(imgs.count())))
+                time.sleep(0.1)
+            frames_seen = len(seen) - 1
+            assert frames_seen >= 3, f"pressing Play changed the figures {frames_seen} times in 20 s (expected >= 3)"
+            play_cell.locator(".widget-play button").nth(1).click()  # pause
+            _wait_idle(page, CHANGE_TIMEOUT)
+            assert not _errors(page), _errors(page)
+            play_cell.screenshot(path=os.path.join(ARTIFACTS, f"{stem}-after-play.png"))
         with open(os.path.join(ARTIFACTS, f"{stem}.json"), "w") as f:
-            json.dump({"lesson": lesson, "run_all_s": round(run_all_s, 1), "change_to_figure_s": round(latency, 2)}, f)
-        print(f"{lesson}: run all {run_all_s:.1f} s, slider -> new figure {latency:.2f} s")
+            json.dump({"lesson": lesson, "run_all_s": round(run_all_s, 1), "change_to_figure_s": round(latency, 2),
+                       "play_frames_seen": frames_seen}, f)
+        print(f"{lesson}: run all {run_all_s:.1f} s, slider -> new figure {latency:.2f} s, play frames {frames_seen}")
     finally:
         context.close()
