@@ -35,23 +35,33 @@ def linearized_residuals(H, r0, lr: float, steps: int) -> torch.Tensor:
     return ((1 - lr * lam).unsqueeze(0) ** k * coef.unsqueeze(0)) @ V.T
 
 
-def linearized_modes(H, r0, lr: float, steps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linearized_modes(H, r0, lr: float, steps, *, eig=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The linearized dynamics mode by mode: eigenvalues lam (n,) ascending, eigenvectors V (n, n) (columns)
     and the residual's coefficients c_i(k) = (1 - lr lam_i)^k (v_i . r0) at the requested steps, shape
     (len(steps), n) (``steps`` an int means 0..steps). float64.
+
+    ``eig``: ``(lam, V)`` of H, already computed (ascending, eigenvectors as columns, numpy or torch), to evolve
+    several residuals through the same H without decomposing it again (H may then be None).
 
     Each coefficient is computed directly from its own factor, never by re-projecting a reconstructed
     residual: past the stability edge the top mode grows like |1 - lr lam_max|^k, and re-projection
     would spread its round-off onto the stable modes (Du et al. 2019, section 4; COURSE_DESIGN.md s. 3).
     """
-    H = check_tensor("H", H, ndim=2, dtype=f64)
-    r0 = check_tensor("r0", r0, ndim=1, dtype=f64).to(H.device)
-    if H.shape[0] != H.shape[1] or H.shape[0] != r0.shape[0]:
-        raise ValueError(f"H must be n x n and r0 of length n; got H {tuple(H.shape)}, r0 {tuple(r0.shape)}")
+    if eig is None:
+        H = check_tensor("H", H, ndim=2, dtype=f64)
+        r0 = check_tensor("r0", r0, ndim=1, dtype=f64).to(H.device)
+        if H.shape[0] != H.shape[1] or H.shape[0] != r0.shape[0]:
+            raise ValueError(f"H must be n x n and r0 of length n; got H {tuple(H.shape)}, r0 {tuple(r0.shape)}")
+        lam, V = torch.linalg.eigh(0.5 * (H + H.T))
+        lam, V = lam.cpu().numpy(), V.cpu().numpy()
+    else:
+        lam, V = (np.asarray(torch.as_tensor(a).detach().cpu(), dtype=np.float64) for a in eig)
+        r0 = check_tensor("r0", r0, ndim=1, dtype=f64)
+        if V.ndim != 2 or V.shape != (len(lam), len(lam)) or r0.shape[0] != len(lam):
+            raise ValueError(f"eig must be (lam (n,), V (n, n)) and r0 of length n; got lam {lam.shape}, V {V.shape}, "
+                             f"r0 {tuple(r0.shape)}")
     lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
     ks = np.arange(check_int("steps", steps, min_value=0) + 1) if np.ndim(steps) == 0 else np.asarray(steps, dtype=float)
-    lam, V = torch.linalg.eigh(0.5 * (H + H.T))
-    lam, V = lam.cpu().numpy(), V.cpu().numpy()
     c0 = V.T @ r0.cpu().numpy()
     with np.errstate(over="ignore"):
         coef = (1 - lr * lam)[None, :] ** ks[:, None] * c0[None, :]
@@ -179,14 +189,20 @@ def identity_population_loss(W, W_star, *, identity: bool = True, grad: bool = T
     W = torch.as_tensor(W)
     W_star = torch.as_tensor(W_star, dtype=W.dtype, device=W.device)
     d = W.shape[-1]
-    eye = torch.eye(d, dtype=W.dtype, device=W.device) if identity else torch.zeros(d, d, dtype=W.dtype, device=W.device)
-    U = (eye + W).transpose(-1, -2)  # rows u_i = e_i + w_i
-    V = (eye + W_star).transpose(-1, -2)
-    ones = torch.ones(U.shape[:-1], dtype=W.dtype, device=W.device)
-    ones_star = torch.ones(V.shape[:-1], dtype=W.dtype, device=W.device)
+    eye = torch.eye(d, dtype=W.dtype, device=W.device)
+    U = (eye + W if identity else W).transpose(-1, -2)  # rows u_i = e_i + w_i (vanilla: w_i)
+    V = (eye + W_star if identity else W_star).transpose(-1, -2)
+    # One kernel matrix over z = [u; v] with signs c = [+1; -1]: L = c^T K(Z, Z) c, the same sum as
+    # relu_sum_loss's three blocks in a third of the small tensor operations (this runs at every step of
+    # population GD, where operation overhead, not arithmetic, is the cost).
+    Z = torch.cat(torch.broadcast_tensors(U, V), dim=-2)  # (..., 2d, d)
+    c = torch.cat([torch.ones(d, dtype=W.dtype, device=W.device), -torch.ones(d, dtype=W.dtype, device=W.device)])
+    cc = c.unsqueeze(-1) * c.unsqueeze(-2)
+    K, theta, sin, nz, _ = _pair(Z, Z)
+    loss = (K * cc).sum((-1, -2))
     if not grad:
-        return relu_sum_loss(ones, U, ones_star, V, grad=False)
-    loss, (_, dU) = relu_sum_loss(ones, U, ones_star, V)
+        return loss
+    dU = 2 * _weighted_partial(Z[..., :d, :], Z, theta[..., :d, :], sin[..., :d, :], nz[..., :d, :], nz, cc[:d])
     return loss, dU.transpose(-1, -2)
 
 

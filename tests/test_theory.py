@@ -62,6 +62,23 @@ def test_linearized_validation():
         T.linearized_residuals(H, torch.ones(3), 0.1, -1)
 
 
+def test_linearized_modes_with_a_given_eigendecomposition():
+    """eig=(lam, V) skips the decomposition and gives the same coefficients as decomposing H (and as the
+    explicit iteration r <- r - lr H r, projected on V)."""
+    H = rand_psd(6, 3)
+    r0 = np.random.default_rng(4).standard_normal(6)
+    lr = 0.7 / np.linalg.eigvalsh(H)[-1]
+    lam, V, coef = T.linearized_modes(torch.from_numpy(H), torch.from_numpy(r0), lr, [0, 3, 17])
+    lam2, V2, coef2 = T.linearized_modes(None, torch.from_numpy(r0), lr, [0, 3, 17], eig=(lam, V))
+    np.testing.assert_array_equal(coef, coef2)
+    r = r0.copy()
+    for _ in range(17):
+        r = r - lr * H @ r
+    np.testing.assert_allclose(coef2[2], V.T @ r, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="eig must be"):
+        T.linearized_modes(None, torch.ones(5), lr, 3, eig=(lam, V))
+
+
 def test_du_bound_formula():
     out = T.du_bound(2.5, 0.3, 0.4, 10)
     ref, v = [], 2.5
