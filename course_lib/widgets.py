@@ -279,12 +279,20 @@ class Dashboard:
         return to_png(plots.small_multiples(exp.state, self.result, steps))
 
     # -- display ----------------------------------------------------------------------------------
+    def _metadata(self) -> dict:
+        """The claims of the figure on screen, carried in the output's metadata (the static site's index reads them)."""
+        if self.run_record is None:
+            return {}
+        return {"course": {"experiment": self.experiment.id, "title": self.experiment.title,
+                           "claims": [c.to_dict() for c in self.run_record.claims]}}
+
     def _update(self, which: str, png: bytes, alt: str) -> None:
         if not self._displayed:
             return
         from IPython.display import Image, update_display
 
-        update_display(Image(data=png, format="png", alt=alt), display_id=self._ids[which])
+        meta = self._metadata() if which == "figure" else {}
+        update_display(Image(data=png, format="png", alt=alt), display_id=self._ids[which], metadata=meta)
 
     def _ipython_display_(self):
         from IPython.display import Image, display
@@ -293,7 +301,7 @@ class Dashboard:
         if self.result is None and self.error is None:
             self.run()
         fig = Image(data=self.png, format="png", alt=self._alt) if self.png is not None else W.HTML("")
-        display(fig, display_id=self._ids["figure"])
+        display(fig, display_id=self._ids["figure"], metadata=self._metadata())
         if self.time_box is not None:
             display(self.time_box)
             multiples = self.small_multiples_png() if self.result is not None else None
