@@ -18,11 +18,12 @@ def main(argv=None) -> int:
     sub.add_parser("release", help="build the student release (instructors)", add_help=False)
     sub.add_parser("grade", help="grade a folder of submitted notebooks (instructors)", add_help=False)
     sub.add_parser("site", help="render the executed course to HTML pages with an index", add_help=False)
+    sub.add_parser("links", help="write the Binder/Colab links from pyproject.toml's [tool.course]", add_help=False)
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv and argv[0] in ("release", "grade", "site"):  # these verbs parse their own options
-        from . import grading, release, site
+    if argv and argv[0] in ("release", "grade", "site", "links"):  # these verbs parse their own options
+        from . import grading, links, release, site
 
-        return {"release": release.main, "grade": grading.main, "site": site.main}[argv[0]](argv[1:])
+        return {"release": release.main, "grade": grading.main, "site": site.main, "links": links.main}[argv[0]](argv[1:])
     args = ap.parse_args(argv)
 
     if args.verb == "info":
