@@ -15,6 +15,8 @@ def main(argv=None) -> int:
     rp.add_argument("lesson", help="lesson number, or 'all'")
     rp.add_argument("--out", default="out", help="output folder (default: out/)")
     rp.add_argument("--animate", action="store_true", help="also write each state panel's frames as an animated GIF")
+    rp.add_argument("--paper", action="store_true", help="the papers' own experiments (where confirmed), or the "
+                    "course's closest analogue, labelled as such")
     sub.add_parser("release", help="build the student release (instructors)", add_help=False)
     sub.add_parser("grade", help="grade a folder of submitted notebooks (instructors)", add_help=False)
     sub.add_parser("site", help="render the executed course to HTML pages with an index", add_help=False)
@@ -41,7 +43,7 @@ def main(argv=None) -> int:
     targets = sorted(LESSONS) if args.lesson == "all" else [args.lesson]
     try:
         for lesson in targets:
-            numbers = reproduce(lesson, args.out, animate=args.animate)
+            numbers = reproduce(lesson, args.out, animate=args.animate, paper=args.paper)
             print(json.dumps(numbers, indent=2, default=float))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -206,6 +206,9 @@ class Experiment:
     frames : fn(result) -> steps the time control offers (recorded steps, log-spaced)
     key_steps : fn(result) -> the few steps drawn as small multiples when no one is scrubbing
     reproduce : {name: overrides} settings that ``reproduce`` draws (default: the defaults)
+    paper : {name: overrides} the paper's own experiment (``reproduce N --paper``); settings may lie outside the
+        controls' ranges (the paper's d, steps, seeds), so they are passed to ``run`` as they are
+    paper_note : what ``paper`` is: "the paper's own setting (source)" or "the course's closest analogue: ..."
     alt : fn(result) -> a one-sentence description of the figure (its text alternative)
     """
 
@@ -223,6 +226,8 @@ class Experiment:
     frames: Callable[[Any], Sequence[int]] | None = None
     key_steps: Callable[[Any], Sequence[int]] | None = None
     reproduce: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: {"default": {}})
+    paper: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    paper_note: str = ""
     alt: Callable[[Any], str] | None = None
 
     @property

@@ -14,19 +14,24 @@ import time
 from .lessons import LESSONS, experiments, module
 
 
-def reproduce(lesson: str, outdir: str = "out", *, animate: bool = False) -> dict:
-    """Run lesson ``lesson``'s experiments into ``outdir/lessonN``; returns the key numbers."""
+def reproduce(lesson: str, outdir: str = "out", *, animate: bool = False, paper: bool = False) -> dict:
+    """Run lesson ``lesson``'s experiments into ``outdir/lessonN`` (``paper``: the papers' own settings, into
+    ``outdir/lessonN-paper``); returns the key numbers."""
     lesson = str(lesson)
     if lesson not in LESSONS:
         raise ValueError(f"lesson must be one of {sorted(LESSONS)} (or 'all'); got {lesson!r}")
     import matplotlib
 
     matplotlib.use("Agg")  # headless
-    target = os.path.join(outdir, f"lesson{lesson}")
+    target = os.path.join(outdir, f"lesson{lesson}" + ("-paper" if paper else ""))
     os.makedirs(target, exist_ok=True)
     t0 = time.perf_counter()
     exps = experiments(lesson)
-    if exps:
+    if paper:
+        numbers = {"runs": reproduce_experiments(exps, target, animate=animate, paper=True)}
+        if not numbers["runs"]:
+            raise ValueError(f"lesson {lesson} declares no paper setting (Experiment.paper)")
+    elif exps:
         numbers = {"runs": reproduce_experiments(exps, target, animate=animate)}
     else:  # a lesson not yet on the experiment protocol
         numbers = module(lesson).reproduce(target)
@@ -36,17 +41,20 @@ def reproduce(lesson: str, outdir: str = "out", *, animate: bool = False) -> dic
     return numbers
 
 
-def reproduce_experiments(exps, target: str, *, animate: bool = False) -> dict:
+def reproduce_experiments(exps, target: str, *, animate: bool = False, paper: bool = False) -> dict:
     from . import plots
 
     out = {}
     for exp in exps:
-        for name, overrides in exp.reproduce.items():
-            run = exp.execute(**overrides)
+        for name, overrides in (exp.paper if paper else exp.reproduce).items():
+            # the paper's settings may lie outside the controls' ranges: passed as they are (run validates them)
+            run = exp.execute({**exp.defaults(), **overrides}) if paper else exp.execute(**overrides)
             stem = os.path.join(target, f"{exp.id.replace('.', '_')}_{name}")
             plots.save(run.figure(), stem + ".png")
             entry = run.key_numbers()
             entry["figure"] = os.path.basename(stem + ".png")
+            if paper:
+                entry["paper_note"] = exp.paper_note
             if exp.has_time:
                 steps = list(exp.key_steps(run.result)) if exp.key_steps else None
                 if steps:
