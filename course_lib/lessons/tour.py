@@ -270,6 +270,10 @@ EXPERIMENT = Experiment(
                              "predicted final loss (H∞)": 1e-15},
     headline=headline, state=state, frames=frames, key_steps=key_steps, alt=alt,
     reproduce={"width1024": {}, "width16": {"width": 16}, "width8192": {"width": 8192}},
+    paper={"du-setting-wide": {"width": 8192, "steps": 1000}},
+    paper_note=("the course's closest analogue of Du et al. (2019)'s setting (first layer trained, a_r = ±1 fixed, "
+                "unit-norm inputs, square loss), at the widest width the course offers and 1000 steps; the course's "
+                "sources confirm no experiment of that paper to reproduce"),
 )
 EXPERIMENTS = (EXPERIMENT,)
 
