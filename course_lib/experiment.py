@@ -44,6 +44,8 @@ class Control:
         (slider from ``lo`` to ``hi`` by ``step``), "toggle" (a checkbox), "multi" (a subset of ``options``)
     label : what the widget shows
     value : the default
+    gpu : extra options ("select"/"dropdown") or a higher ``hi`` ("int"/"float") offered only when the course
+        runs on a GPU, where larger settings answer within the budget (see :meth:`on`)
     """
 
     kind: str
@@ -53,6 +55,26 @@ class Control:
     lo: float | None = None
     hi: float | None = None
     step: float | None = None
+    gpu: Any = None
+
+    def on(self, device) -> "Control":
+        """This control as offered on ``device``: with its GPU extension on a CUDA device, unchanged elsewhere."""
+        import dataclasses
+
+        import torch
+
+        if self.gpu is None or torch.device(device).type != "cuda":
+            return self
+        if self.kind in ("select", "dropdown"):
+            return dataclasses.replace(self, options=tuple(self.options) + tuple(self.gpu), gpu=None)
+        return dataclasses.replace(self, hi=float(self.gpu), gpu=None)
+
+    def gpu_note(self) -> str:
+        """What a GPU adds to this control, in words ("" if nothing)."""
+        if self.gpu is None:
+            return ""
+        more = f"up to {list(self.gpu)[-1]}" if self.kind in ("select", "dropdown") else f"up to {self.gpu}"
+        return f"{self.label} {more}"
 
     def __post_init__(self):
         if self.kind not in KINDS:
@@ -133,21 +155,21 @@ class Control:
                              continuous_update=False, readout_format=".3g", style=style)
 
 
-def select(label: str, value, options) -> Control:
-    """A slider over a fixed list of values (e.g. widths 8, 16, ..., 8192)."""
-    return Control("select", label, value, tuple(options))
+def select(label: str, value, options, *, gpu=None) -> Control:
+    """A slider over a fixed list of values (e.g. widths 8, 16, ..., 8192); ``gpu``: more values on a GPU."""
+    return Control("select", label, value, tuple(options), gpu=tuple(gpu) if gpu is not None else None)
 
 
 def dropdown(label: str, value, options) -> Control:
     return Control("dropdown", label, value, tuple(options))
 
 
-def integer(label: str, value: int, lo: int, hi: int, step: int = 1) -> Control:
-    return Control("int", label, value, lo=lo, hi=hi, step=step)
+def integer(label: str, value: int, lo: int, hi: int, step: int = 1, *, gpu: int | None = None) -> Control:
+    return Control("int", label, value, lo=lo, hi=hi, step=step, gpu=gpu)
 
 
-def real(label: str, value: float, lo: float, hi: float, step: float) -> Control:
-    return Control("float", label, value, lo=lo, hi=hi, step=step)
+def real(label: str, value: float, lo: float, hi: float, step: float, *, gpu: float | None = None) -> Control:
+    return Control("float", label, value, lo=lo, hi=hi, step=step, gpu=gpu)
 
 
 def toggle(label: str, value: bool) -> Control:
@@ -233,6 +255,16 @@ class Experiment:
     @property
     def lesson(self) -> str:
         return self.id.split(".")[0]
+
+    def on(self, device) -> "Experiment":
+        """This experiment with its controls as offered on ``device`` (larger settings on a GPU)."""
+        import dataclasses
+
+        return dataclasses.replace(self, controls={k: c.on(device) for k, c in self.controls.items()})
+
+    def gpu_note(self) -> str:
+        """What a GPU adds to the controls, in words ("" if nothing)."""
+        return "; ".join(n for n in (c.gpu_note() for c in self.controls.values()) if n)
 
     def defaults(self) -> dict:
         return {**{k: c.value for k, c in self.controls.items()}, **self.fixed}

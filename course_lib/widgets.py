@@ -83,11 +83,18 @@ class Dashboard:
         from .experiment import Experiment
 
         if isinstance(experiment, Experiment):
+            from .runtime import get_device
+
+            device = get_device()
+            note = experiment.gpu_note()
+            experiment = experiment.on(device)  # on a GPU, larger settings are offered
             self.experiment = experiment
             start = experiment.settings(**(overrides or {}))
             self.controls = {k: c.widget(start[k]) for k, c in experiment.controls.items()}
             self._fixed = {k: start[k] for k in experiment.fixed}
             title = title or f"Experiment {experiment.id}: {experiment.title}"
+            if note and device.type == "cuda":
+                title += f"  (on this GPU, {note} are offered)"
         else:  # legacy: controls are widgets
             self.experiment = None
             self.controls = dict(experiment)

@@ -155,3 +155,23 @@ def test_every_lesson_names_exactly_the_claims_its_experiments_make(monkeypatch)
         named = named_ids(lesson)
         assert named - produced == set(), f"lesson {lesson} names claims no experiment produces: {named - produced}"
         assert produced - named == set(), f"lesson {lesson}: claims no text names: {produced - named}"
+
+
+def test_a_gpu_offers_larger_settings_and_says_so(monkeypatch):
+    import torch
+
+    w = X.select("width", 1024, X.powers_of_two(3, 13), gpu=(16384, 32768))
+    assert w.on("cpu") is w and 32768 not in w.values()
+    g = w.on(torch.device("cuda"))
+    assert g.values()[-2:] == [16384, 32768] and g.check(32768) == 32768
+    assert "width up to 32768" in w.gpu_note()
+    n = X.integer("seeds", 4, 1, 8, gpu=32)
+    assert n.on(torch.device("cuda")).values()[-1] == 32 and n.on("cpu").values()[-1] == 8
+    # the dashboard offers them and says what the device made possible
+    from course_lib import widgets
+    from course_lib.lessons import tour
+
+    monkeypatch.setattr("course_lib.runtime.get_device", lambda device=None: torch.device("cuda"))
+    dash = widgets.Dashboard(tour.EXPERIMENT)
+    assert 32768 in dash.controls["width"].options
+    assert "on this GPU" in dash.widget.children[0].value and "up to 32768" in dash.widget.children[0].value

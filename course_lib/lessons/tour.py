@@ -264,7 +264,7 @@ def alt(res: dict) -> str:
 
 EXPERIMENT = Experiment(
     id="0.1", title="A first teacher-student run", run=experiment, draw=draw, claims=claims,
-    controls={"width": select("student width m", DEFAULTS["width"], WIDTHS),
+    controls={"width": select("student width m", DEFAULTS["width"], WIDTHS, gpu=(16384, 32768)),
               "seed": integer("seed", DEFAULTS["seed"], 0, 20)},
     numbers=numbers, floors={"final loss": 1e-15, "predicted final loss (H(0))": 1e-15,
                              "predicted final loss (H∞)": 1e-15},
