@@ -56,6 +56,30 @@ def check_float(
     return value
 
 
+#: Eigenvalues of a positive semi-definite matrix computed in float64 carry a rounding error of a few
+#: n eps ||A||: a singular Gram matrix (a repeated data point) gives lambda_min = -1e-16, not 0. Values in
+#: [-PSD_RTOL * scale, 0) are that rounding and are taken as 0; "scale" is the matrix's largest |eigenvalue|
+#: (or, where only a step size is known, 1 / lr). 1e-12 covers n up to ~10^3 with a margin, and is the
+#: float64 floor the course draws on its spectra.
+PSD_RTOL = 1e-12
+
+
+def check_psd_eigenvalue(name: str, value: Any, *, scale: float, scale_text: str = "the matrix's scale") -> float:
+    """``value`` as a float >= 0: an eigenvalue of a positive semi-definite matrix whose scale is ``scale``.
+
+    A negative value down to -PSD_RTOL * scale is float64 rounding of 0 and is returned as 0.0; below that
+    a ValueError names ``name``, the value and the tolerance.
+    """
+    value = check_float(name, value)
+    if value >= 0:
+        return value
+    tol = PSD_RTOL * abs(float(scale))
+    if value >= -tol:
+        return 0.0
+    raise ValueError(f"{name} must be >= 0 (an eigenvalue of a positive semi-definite matrix); got {value:.3g}, "
+                     f"below the rounding level -{PSD_RTOL:g} x {scale_text} = {-tol:.3g}")
+
+
 def check_positive(name: str, value: Any) -> float:
     return check_float(name, value, min_value=0.0, min_inclusive=False)
 
@@ -96,7 +120,15 @@ def check_tensor(
             raise ValueError(f"{name} must have {' or '.join(map(str, allowed))} dimensions; got shape {tuple(value.shape)}")
     if not (value.dtype.is_floating_point or value.dtype.is_complex):
         value = value.to(torch.get_default_dtype())
-    if dtype is not None:
+    if dtype == torch.float64:
+        # the one float64 rule (runtime.to_float64): off MPS first; runtime imports this module
+        from .runtime import float64_device, to_float64
+
+        if device is not None:
+            device = float64_device(device)
+            value = value.to(device)
+        value = to_float64(value)
+    elif dtype is not None:
         value = value.to(dtype)
     if device is not None:
         value = value.to(device)

@@ -345,13 +345,15 @@ def test_get_device_unavailable(monkeypatch):
 def test_get_device_unavailable_from_environment(monkeypatch):
     dev = unavailable_device()
     monkeypatch.setenv("COURSE_DEVICE", dev)
-    with pytest.raises(ValueError, match=rf"\$COURSE_DEVICE='{dev}' is not available on this machine"):
+    with pytest.raises(ValueError, match=rf"^\$COURSE_DEVICE='{dev}' is not valid: COURSE_DEVICE must be one of the "
+                                         rf"devices of this machine: cpu.*'{dev}' is not available on this machine"):
         get_device()
     # every default-device path goes through it: models and data fail the same way
     with pytest.raises(ValueError, match=r"\$COURSE_DEVICE"):
         TwoLayer(4).init(3)
     monkeypatch.setenv("COURSE_DEVICE", "tpu")
-    with pytest.raises(ValueError, match=r"\$COURSE_DEVICE must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got 'tpu'"):
+    with pytest.raises(ValueError, match=r"^\$COURSE_DEVICE='tpu' is not valid: COURSE_DEVICE must be 'cpu', 'cuda', "
+                                         r"'cuda:N' or 'mps'"):
         get_device()
 
 
