@@ -1,0 +1,161 @@
+"""What lesson 2's figures share: the rows' state panel (lengths against angles), the distance panel with each
+network's own linearized prediction, stage shading, and the divergence note."""
+from __future__ import annotations
+
+import numpy as np
+
+from ... import plots
+from ...experiment import log_frames
+from .core import FLOOR32, rows
+
+ANGLE_FLOOR = 1e-6  # radians; smaller angles are drawn on the axis' left edge
+LENGTH_FLOOR = 1e-7  # |length ratio - 1| below this is drawn on the bottom edge
+
+
+def fraction_text(res: dict) -> str:
+    """η with its fraction of the GD stability limit 2/λ_max(H), when the Hessian is known."""
+    if res.get("gd_limit"):
+        return f"η = {res['lr']:.3g} ({res['lr'] / res['gd_limit']:.2g} × 2/λ_max(H))"
+    return f"η = {res['lr']:.3g}"
+
+
+def method_text(res: dict) -> str:
+    if res["method"] == "gd":
+        return "GD on the population loss"
+    noise = f", label noise σ = {res['noise']:g}" if res.get("noise") else ""
+    return f"SGD, batch {res['batch']}{noise}"
+
+
+def divergence_note(ax, res: dict) -> None:
+    """A short, complete note where a run diverged (the full message is in the status line)."""
+    h = res["history"]
+    if not h.diverged:
+        return
+    k = int(h.diverged_at[h.diverged_at >= 0].min())
+    who = "every network" if (h.diverged_at >= 0).all() else f"{int((h.diverged_at >= 0).sum())} of {h.ensemble} networks"
+    extra = ""
+    if res.get("stable_step"):
+        extra = f"\nη = {res['lr'] / res['stable_step']:.2g} × the stable step for {method_text(res)}"
+    ax.text(0.03, 0.04, f"diverged at step {k} ({who}){extra}", transform=ax.transAxes, fontsize=8,
+            color="crimson", va="bottom", bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
+
+
+def distance_panel(ax, res: dict, *, members=None, worst_member: int | None = 0, labels=None) -> None:
+    """||W - W*||_F of each network (solid), its own linearized prediction from the start of its linear regime
+    (dashed), the worst case max|1 - eta lambda|^k from the same point (dotted, one network), the noise floor
+    (dashed, label noise only) and the float32 floor where the curves come near it."""
+    h = res["history"]
+    s = h.steps
+    members = range(h.ensemble) if members is None else members
+    for j, e in enumerate(members):
+        sv, v = plots.finite_part(s, h["dist"][:, e])
+        ax.plot(sv, v, color=plots.color(e), marker=plots.marker(e), markevery=max(1, len(sv) // 8), markersize=4,
+                lw=1.4, label=None if labels is None else labels[j])
+    pred = res.get("prediction")
+    if pred is not None and not res.get("partial"):
+        first = True
+        for e in members:
+            k0 = res["linear_start"][e]
+            if k0 is None:
+                continue
+            keep = s >= k0
+            ax.plot(s[keep], np.maximum(pred[keep, e], 1e-300), **plots.THEORY_STYLE,
+                    label="prediction: GD linearized at W*, from\nthe run's own error where stage 3 starts" if first else None)
+            first = False
+        if worst_member is not None and res["linear_start"][worst_member] is not None:
+            k0 = res["linear_start"][worst_member]
+            i0 = int(np.searchsorted(s, k0))
+            ks = s[i0:]
+            ax.plot(ks, h["dist"][i0, worst_member] * res["worst_rate"] ** (ks - k0), **plots.BOUND_STYLE,
+                    label=f"worst case max|1−ηλ(H)|ᵏ = {res['worst_rate']:.4f}ᵏ")
+        floor = res.get("noise_floor", (0.0, 0.0))[0]
+        if floor and np.isfinite(floor):
+            ax.axhline(floor, **{**plots.THEORY_STYLE, "linewidth": 1.0}, label=f"predicted noise floor {floor:.2g}")
+    lo = np.nanmin(h["dist"][h["dist"] > 0]) if np.any(h["dist"] > 0) else 1.0
+    if res["method"] == "sgd" and lo < 30 * FLOOR32:
+        ax.axhline(FLOOR32, color="grey", lw=0.8, ls="-.", label="float32 precision floor")
+    ax.set(yscale="log", ylabel="‖W − W*‖ (Frobenius)", xlabel="step")
+
+
+def shade_stages(ax, res: dict, member: int = 0, *, labels: bool = False) -> None:
+    """Stage 1 (until g is fixed), stage 2 (the plateau, until the linear regime) and stage 3 as shaded spans."""
+    k1 = (res.get("g_fixed") or [None])[member]
+    k3 = (res.get("linear_start") or [None])[member]
+    end = int(res["history"].steps[-1])
+    spans = []
+    if k1 is not None:
+        spans.append((0, k1, 0, "1"))
+        if k3 is not None and k3 > k1:
+            spans.append((k1, k3, 1, "2"))
+    if k3 is not None:
+        spans.append((k3, end, 2, "3"))
+    for a, b, c, name in spans:
+        ax.axvspan(max(a, 0), b, color=plots.color(c + 4), alpha=0.10, lw=0, zorder=0)
+        if labels:
+            mid = np.sqrt(max(a, 1) * max(b, 1)) if b > 10 else 0.5 * (a + b)
+            ax.text(mid, 0.98, f"stage {name}", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7)
+
+
+def symlog_steps(ax, res: dict) -> None:
+    ax.set_xscale("symlog", linthresh=10, linscale=0.6)
+    ax.set_xlim(0, res["history"].steps[-1] * 1.05)
+    ax.set_xlabel("step (linear to 10, log after)")
+
+
+# ----------------------------------------------------------------------------------------------
+# The state at step k: each row u_i against the teacher's v_i
+# ----------------------------------------------------------------------------------------------
+def series(res: dict, members=None, *, color_offset: int = 0, label=None, hollow: bool = False) -> list[dict]:
+    """The networks of one result as series for :func:`rows_state` (colour and marker per network)."""
+    members = list(range(res["history"].ensemble)) if members is None else list(members)
+    out = []
+    for j, e in enumerate(members):
+        lab = label(e) if callable(label) else label if len(members) == 1 else None
+        out.append(dict(res=res, member=e, color=plots.color(e + color_offset), marker=plots.marker(e + color_offset),
+                        hollow=hollow, label=lab))
+    return out
+
+
+def rows_state(ax, items: list[dict], *, info=None, legend_cols: int = 2):
+    """Each row u_i of a first layer against the teacher's row v_i at step k: the angle between them (x) and the
+    error of its length, |‖u_i‖/‖v_i‖ − 1| (y), one marker per row, one marker series per network (``items`` from
+    :func:`series`). The teacher sits at the bottom-left corner. ``info(k) -> str`` writes a line of numbers.
+    Axis limits come from the whole run, so that the axes stay put while k moves."""
+    data = []
+    for it in items:
+        rw = rows(it["res"])
+        ang = np.clip(rw["angle"][:, it["member"]], ANGLE_FLOOR, None)
+        lerr = np.clip(np.abs(rw["length"][:, it["member"]] - 1), LENGTH_FLOOR, None)
+        data.append((it["res"]["history"].steps, ang, lerr))
+    allx = np.concatenate([a[np.isfinite(a)].ravel() for _, a, _ in data])
+    ally = np.concatenate([b[np.isfinite(b)].ravel() for _, _, b in data])
+    xmin, xmax = (max(allx.min() / 2, ANGLE_FLOOR / 2), allx.max() * 2) if len(allx) else (ANGLE_FLOOR, 1.0)
+    ymin, ymax = (max(ally.min() / 2, LENGTH_FLOOR / 2), ally.max() * 3) if len(ally) else (LENGTH_FLOOR, 1.0)
+    dots = []
+    for it in items:
+        kw = dict(facecolors="white", edgecolors=it["color"]) if it["hollow"] else dict(color=it["color"])
+        dots.append(ax.scatter([np.nan], [np.nan], s=16, marker=it["marker"], alpha=0.85, label=it["label"], **kw))
+    ax.set(xscale="log", yscale="log", xlim=(xmin, xmax), ylim=(ymin, ymax * 12),
+           xlabel="angle between uᵢ and the teacher's vᵢ (rad)", ylabel="length error |‖uᵢ‖/‖vᵢ‖ − 1|")
+    if any(it["label"] for it in items):
+        ax.legend(fontsize=6.5, loc="upper left", ncol=legend_cols, bbox_to_anchor=(0.0, 0.83), handletextpad=0.2,
+                  columnspacing=0.6, borderaxespad=0.2)
+    text = ax.text(0.02, 0.97, "", transform=ax.transAxes, fontsize=7.5, va="top")
+
+    def update(k: int):
+        for dot, (s, ang, lerr) in zip(dots, data):
+            i = min(int(np.searchsorted(s, k)), len(s) - 1)
+            dot.set_offsets(np.column_stack([ang[i], lerr[i]]))
+        text.set_text(info(k) if info is not None else "")
+        return [*dots, text]
+
+    return update
+
+
+def frames(res: dict) -> list[int]:
+    return log_frames(res["history"].steps, 40)
+
+
+def nearest(res: dict, k) -> int:
+    s = res["history"].steps
+    return int(s[int(np.argmin(np.abs(s - k)))])
