@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from course_lib import kernels, theory
 from course_lib.lessons import teacher_student as ts
-from course_lib.lessons.teacher_student import alignment, masses, random_start, rates
+from course_lib.lessons.teacher_student import alignment, rates
 
 from .claims_harness import Invitation, check_defaults, check_invitation, check_sweep
 
@@ -363,7 +363,7 @@ def test_time_control_rates_modes(monkeypatch):
     res = dash.result
     pred = res["prediction"]
     k = frames[len(frames) // 2]
-    bars, line, _ = _panel("3.1", res, k)
+    bars, _, _ = _panel("3.1", res, k)
     m, run = res["m"], res["run"]
     e = ts.flatten(run["a_hist"][k, 0, :m], run["W_hist"][k, 0, :m]) - pred["theta_lim"]
     lam, V, nz = pred["lam"], pred["V"], pred["nonzero"]
@@ -417,13 +417,20 @@ def test_time_control_random_start_dots(monkeypatch):
 
 
 def test_reproduce_writes_figures_state_and_claims(tmp_path, monkeypatch):
+    """reproduce's generic driver on every experiment of the lesson (each at its defaults, to keep CI short; the
+    other reproduce settings are settings the invitation tests already run)."""
     monkeypatch.setenv("COURSE_FAST", "1")
-    from course_lib.reproduce import reproduce
+    import dataclasses
 
-    out = reproduce("3", str(tmp_path))
-    runs = out["runs"]
-    assert {entry["experiment"] for entry in runs.values()} == {"3.1", "3.2", "3.3", "3.4"}
+    from course_lib.reproduce import reproduce_experiments
+
+    exps = [dataclasses.replace(e, reproduce={"default": {}}) for e in ts.EXPERIMENTS]
+    runs = reproduce_experiments(exps, str(tmp_path))
+    assert set(runs) == {"3.1.default", "3.2.default", "3.3.default", "3.4.default"}
     for entry in runs.values():
-        assert (tmp_path / "lesson3" / entry["figure"]).stat().st_size > 10_000
-        assert (tmp_path / "lesson3" / entry["state_figure"]).stat().st_size > 5_000
+        assert (tmp_path / entry["figure"]).stat().st_size > 10_000
+        assert (tmp_path / entry["state_figure"]).stat().st_size > 5_000
         assert entry["claims"]
+    for e in ts.EXPERIMENTS:  # every reproduce setting is a valid setting of the experiment
+        for overrides in e.reproduce.values():
+            e.settings(**overrides)

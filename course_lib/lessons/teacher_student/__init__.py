@@ -20,11 +20,35 @@ from __future__ import annotations
 import numpy as np
 
 from . import alignment, core, masses, random_start, rates  # noqa: F401
-from .core import (FLOOR, KEEP, MAX_LOSS, angle_matrix, balance, cluster_mass, cosine_matrix,  # noqa: F401
-                   flatten, gradient_descent, group_of, hessian, linear_window, linearized_prediction, local_init,
-                   loglog_slope, loss_and_grad, make_teacher, masses as neuron_masses, nonzero_modes,
-                   power_law_prediction, predicted_linear_rate, random_init, reference_loss, semilog_rate, settling,
-                   stability_limit, teacher_mass)
+from .core import (  # noqa: F401
+    FLOOR,
+    KEEP,
+    MAX_LOSS,
+    angle_matrix,
+    balance,
+    cluster_mass,
+    cosine_matrix,
+    flatten,
+    gradient_descent,
+    group_of,
+    hessian,
+    linear_window,
+    linearized_prediction,
+    local_init,
+    loglog_slope,
+    loss_and_grad,
+    make_teacher,
+    nonzero_modes,
+    power_law_prediction,
+    predicted_linear_rate,
+    random_init,
+    reference_loss,
+    semilog_rate,
+    settling,
+    stability_limit,
+    teacher_mass,
+)
+from .core import masses as neuron_masses  # noqa: F401
 from .rates import DEFAULTS, experiment  # noqa: F401
 
 RATES = rates.EXPERIMENT

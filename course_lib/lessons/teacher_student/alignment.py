@@ -22,10 +22,21 @@ from ..._validate import check_int
 from ...claims import claim, fmt, not_applicable
 from ...experiment import Experiment, dropdown, integer, log_frames, real, select
 from ...runtime import scaled_steps
-from .core import (KEEP, angle_matrix, gradient_descent, local_init, make_teacher, masses, random_init,
-                   reference_loss, settling, stability_limit)
+from .core import (
+    KEEP,
+    angle_matrix,
+    gradient_descent,
+    local_init,
+    make_teacher,
+    masses,
+    random_init,
+    reference_loss,
+    settling,
+    stability_limit,
+    warn,
+)
 
-DEFAULTS = dict(m=2, n=6, init="random", noise=0.8, scale=0.1, steps=1000, seed=3)
+DEFAULTS = dict(m=2, n=6, init="random", noise=0.3, scale=0.1, steps=1000, seed=3)
 FIXED = dict(d=2, lr_fraction=0.5)
 INITS = ("random", "local")
 STEPS = (250, 500, 1000, 2000)
@@ -207,7 +218,7 @@ def draw(res: dict):
             title=f"each student's angle ({res['init']} start, n = {res['n']}, m = {res['m']})")
     ax2.set(xscale="log", yscale="log", xlabel="GD step k", ylabel="mass |a_j|‖w_j‖ / teacher's",
             title=f"each student's mass (η = {res['lr_fraction']:.2g} × 2/λmax)")
-    lo = max(float(np.nanmin(np.where(deg[k] > 0, deg[k], np.nan))), 1e-6) if np.any(deg[k] > 0) else 1e-6
+    lo = max(float(np.nanmin(np.where(deg[k] > 0, deg[k], np.nan))), 1e-12) if np.any(deg[k] > 0) else 1e-12
     ax1.set_ylim(lo / 3, 300)
     ax2.set_ylim(max(float(np.nanmin(rel[k])), 1e-8) / 3, 5)
     h1, l1 = ax1.get_legend_handles_labels()
@@ -215,7 +226,7 @@ def draw(res: dict):
     fig.legend(h1 + h2, l1 + l2, loc="lower center", ncol=4, fontsize=7, frameon=False)
     bad = _converged(res)
     if bad:
-        ax1.text(0.03, 0.03, bad[:90], transform=ax1.transAxes, fontsize=7, color="crimson", va="bottom", wrap=True)
+        warn(ax1, bad)
     plots.time_axis(ax1)
     plots.time_axis(ax2)
     return fig
@@ -281,7 +292,7 @@ def frames(res: dict) -> list[int]:
 
 def key_steps(res: dict) -> list[int]:
     T = res["steps"]
-    near = lambda t: int(min(res["run"]["steps"], key=lambda k: abs(k - t)))  # noqa: E731
+    near = lambda t: int(min(res["run"]["steps"], key=lambda k: abs(k - t)))
     return sorted({0, near(T / 30), near(T / 5), T})
 
 

@@ -253,6 +253,14 @@ def settling(loss, L0: float, diverged_at: int = -1, ref: float | None = None) -
     return "settles", ""
 
 
+def warn(ax, text: str, *, y: float = 0.04, width: int = 58) -> None:
+    """Write a run's warning (it oscillates, diverged, has not converged) on ``ax``, wrapped, on a white box."""
+    import textwrap
+
+    ax.text(0.03, y, textwrap.fill(text, width), transform=ax.transAxes, fontsize=7, color="crimson", va="bottom",
+            zorder=10, bbox=dict(facecolor="white", alpha=0.9, edgecolor="crimson", boxstyle="round,pad=0.3"))
+
+
 # ----------------------------------------------------------------------------------------------
 # Measurements
 # ----------------------------------------------------------------------------------------------

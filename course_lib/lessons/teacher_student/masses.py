@@ -17,8 +17,18 @@ from ..._validate import check_int
 from ...claims import claim, fmt, not_applicable
 from ...experiment import Experiment, integer, log_frames, real, select
 from ...runtime import scaled_steps
-from .core import (balance, cluster_mass, cosine_matrix, gradient_descent, local_init, make_teacher,
-                   reference_loss, settling, stability_limit, teacher_mass)
+from .core import (
+    balance,
+    cosine_matrix,
+    gradient_descent,
+    local_init,
+    make_teacher,
+    reference_loss,
+    settling,
+    stability_limit,
+    teacher_mass,
+    warn,
+)
 
 DEFAULTS = dict(factor=2, lr_fraction=0.4, steps=600, seed=0)
 FIXED = dict(m=3, d=5, noise=0.3, norm_noise=0.3)
@@ -192,7 +202,7 @@ def draw(res: dict):
     ax2.legend(fontsize=7, loc="upper left")
     bad = _unsettled(res)
     if bad:
-        ax1.text(0.03, 0.03, bad[:100], transform=ax1.transAxes, fontsize=7, color="crimson", wrap=True)
+        warn(ax1, bad)
     plots.time_axis(ax1)
     plots.time_axis(ax2)
     return fig
@@ -246,7 +256,7 @@ def frames(res: dict) -> list[int]:
 
 def key_steps(res: dict) -> list[int]:
     T = res["steps"]
-    near = lambda t: int(min(res["run"]["steps"], key=lambda k: abs(k - t)))  # noqa: E731
+    near = lambda t: int(min(res["run"]["steps"], key=lambda k: abs(k - t)))
     return sorted({0, near(5), near(50), T})
 
 

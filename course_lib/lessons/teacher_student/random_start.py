@@ -8,6 +8,8 @@ almost nothing hop across zero, and the run counts those sign changes.
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ... import plots
@@ -15,7 +17,14 @@ from ..._validate import check_int
 from ...claims import claim, fmt, not_applicable
 from ...experiment import Experiment, dropdown, integer, log_frames, real, select
 from ...runtime import scaled_steps
-from .core import FLOOR, gradient_descent, make_teacher, random_init, reference_loss, stability_limit
+from .core import (
+    FLOOR,
+    gradient_descent,
+    make_teacher,
+    random_init,
+    reference_loss,
+    stability_limit,
+)
 
 OUTPUT_LABELS = {"+1, −1, +1, … (mixed)": "mixed", "all +1": "ones"}
 DEFAULTS = dict(m=3, output="+1, −1, +1, … (mixed)", scale=0.3, steps=400, seed=0)
@@ -64,7 +73,7 @@ def claims(res: dict) -> list:
     frac, seeds = res["success"], res["seeds"]
     s1 = (f"More students succeed more often: the success fraction never drops from n = m to 2m to 4m, and n = 4m "
           f"succeeds from at least {seeds - 1} of the {seeds} starts.")
-    mono = all(b >= a for a, b in zip(frac, frac[1:]))
+    mono = all(b >= a for a, b in itertools.pairwise(frac))
     top = round(frac[-1] * seeds)
     c1 = claim("3.4.more-neurons-help", s1, holds=mono and top >= seeds - 1, measured=frac[-1], predicted=None,
                tolerance="success fractions " + " ≤ ".join(f"{f:.2f}" for f in frac),
@@ -81,7 +90,7 @@ def claims(res: dict) -> list:
                      "sign shrinks and hops across zero)" if res["output"] == "ones" else "")))
     s3 = ("The successful n > m runs end far above the float64 floor (median L(T) above 10⁻⁹ L(0)), in the slow "
           "polynomial phase of experiment 3.1, while the successful n = m runs reach it (below 10⁻¹² L(0)).")
-    rel, ok, n_of, ns = res["final_rel"], res["ok"], res["n_of"], res["ns"]
+    rel, ok, n_of = res["final_rel"], res["ok"], res["n_of"]
     big = ok & (n_of > res["m"])
     small = ok & (n_of == res["m"])
     if not big.any() or not small.any():
@@ -199,7 +208,7 @@ def frames(res: dict) -> list[int]:
 
 def key_steps(res: dict) -> list[int]:
     T = res["steps"]
-    near = lambda t: int(min(res["run"]["steps"], key=lambda k: abs(k - t)))  # noqa: E731
+    near = lambda t: int(min(res["run"]["steps"], key=lambda k: abs(k - t)))
     return sorted({0, near(T / 20), near(T / 4), T})
 
 

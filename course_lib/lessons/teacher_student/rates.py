@@ -23,9 +23,25 @@ from ... import plots
 from ...claims import claim, fmt, log_rate_error, not_applicable
 from ...experiment import Experiment, integer, log_frames, real, select
 from ...runtime import scaled_steps
-from .core import (FLOOR, angle_matrix, flatten, gradient_descent, hessian, linear_window, linearized_prediction,
-                   local_init, loglog_slope, make_teacher, nonzero_modes, power_law_prediction, reference_loss, semilog_rate,
-                   settling, stability_limit)
+from .core import (
+    FLOOR,
+    angle_matrix,
+    flatten,
+    gradient_descent,
+    hessian,
+    linear_window,
+    linearized_prediction,
+    local_init,
+    loglog_slope,
+    make_teacher,
+    nonzero_modes,
+    power_law_prediction,
+    reference_loss,
+    semilog_rate,
+    settling,
+    stability_limit,
+    warn,
+)
 
 DEFAULTS = dict(m=3, overlap=0.0, noise=0.3, lr_fraction=0.9, steps=600, seed=0)
 FIXED = dict(d=5, factors=(1, 2, 4))
@@ -129,15 +145,14 @@ def _unsettled(res: dict, which) -> str:
     bad = [(res["ns"][e], res["status"][e]) for e in which if res["status"][e][0] != "settles"]
     if not bad:
         return ""
-    n, (st, why) = bad[0]
+    n, (_, why) = bad[0]
     head = (f"η is {res['lr_fraction']:.2g} × the stability limit 2/λmax, so GD does not settle"
             if res["lr_fraction"] > 1 else "GD does not settle")
     return f"{head}: for n = {n} {why}"
 
 
 def claims(res: dict) -> list:
-    ns, m, T = res["ns"], res["m"], res["T"]
-    L0 = res["run"]["loss"][0]
+    ns, T = res["ns"], res["T"]
     out = []
     # 1. n = m: its slope on the semilog plot against its own linearized dynamics
     s1 = ("n = m falls on a straight line on the semilog plot, at the slope of the dashed line: this run's own error "
@@ -192,7 +207,7 @@ def claims(res: dict) -> list:
 
 
 def numbers(res: dict) -> dict:
-    out = {"teacher m (d = %d)" % res["d"]: res["m"], "students n": ", ".join(map(str, res["ns"])),
+    out = {f"teacher m (d = {res['d']})": res["m"], "students n": ", ".join(map(str, res["ns"])),
            "step η": res["lr"], "η / stability limit 2/λmax": res["lr_fraction"], "steps T": res["T"]}
     pred = res["prediction"]
     if pred is not None and pred["ok"]:
@@ -237,7 +252,8 @@ def _label(n: int, m: int) -> str:
 
 def draw(res: dict):
     """Left: loss vs step, log y (a straight line = linear convergence). Right: log-log (a line = power law)."""
-    fig, (ax1, ax2) = plots.new_figure(2, width=4.6)
+    fig, (ax1, ax2) = plots.new_figure(2, width=4.6, height=3.8)
+    fig.subplots_adjust(bottom=0.27)
     ref = res["ref"]
     loss = (res["run"]["loss"] if "run" in res else res["loss"]) / ref
     ns, m = res["ns"], res["m"]
@@ -279,9 +295,7 @@ def draw(res: dict):
         ax2.text(0.03, 0.03, "\n".join(txt), transform=ax2.transAxes, fontsize=7, va="bottom")
     bad = "" if res.get("partial") else _unsettled(res, range(len(ns)))
     if bad:
-        head, _, rest = bad.partition(": ")
-        ax1.text(0.03, 0.45, head + ":\n" + rest.replace(" and ends", "\nand ends"), transform=ax1.transAxes,
-                 fontsize=7, color="crimson", va="center", wrap=True)
+        warn(ax1, bad, y=0.3)
     lo_y = floor / 10
     top = float(np.nanmax(np.where(np.isfinite(loss), loss, np.nan))) if np.isfinite(loss).any() else L0
     ax1.set_ylim(lo_y, max(L0, top) * 10)
@@ -290,8 +304,13 @@ def draw(res: dict):
     eta = f"η = {res.get('lr_fraction', 0):.2g} × 2/λmax"
     ax1.set(xlabel="GD step k", ylabel="population loss L / E[f*²]", title=f"semilog: straight = linear rate ({eta})")
     ax2.set(xlabel="GD step k", ylabel="population loss L / E[f*²]", title=f"log-log: straight = power law (m = {m})")
-    ax1.legend(fontsize=7, loc="lower right" if bad else "upper right")
-    ax2.legend(fontsize=7, loc="lower right" if bad else "upper right")
+    handles, labels = [], []
+    for ax in (ax1, ax2):  # one legend below both panels: it never hides a curve
+        for h, lab in zip(*ax.get_legend_handles_labels()):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=7, frameon=False)
     plots.time_axis(ax1)
     plots.time_axis(ax2)
     return fig
