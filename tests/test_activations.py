@@ -407,3 +407,57 @@ def test_polynomial_validation():
     with pytest.raises(TypeError, match=r"^degree\b"):
         A.polynomial(2.5)
     assert A.polynomial(12).name == "poly12"
+
+
+# ------------------------------------------------------------------------------------------
+# dphi_pieces: the exact description of kinked phi' that gives the closed-form Gram matrix
+# ------------------------------------------------------------------------------------------
+def _pieces_value(pieces, z):
+    z = np.asarray(z, float)
+    out = np.zeros_like(z)
+    for c, t, side in pieces:
+        mask = np.ones_like(z, bool) if side == 0 else (side * z > 0)
+        out += np.where(mask, c * np.exp(t * z), 0.0)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(KINKED))
+def test_dphi_pieces_describe_the_reference_dphi(name):
+    act = get_activation(name)
+    assert act.dphi_pieces is not None
+    z = np.concatenate([np.linspace(-8, 8, 4001), [-1e-9, 1e-9]])
+    z = z[z != 0]
+    # against the hand-written reference (Klambauer constants to 30 digits for SELU)
+    np.testing.assert_allclose(_pieces_value(act.dphi_pieces, z), REF_DPHI[name](z), rtol=1e-15, atol=1e-15)
+
+
+def test_smooth_activations_have_no_pieces():
+    for name in ALL:
+        if name not in KINKED:
+            assert get_activation(name).dphi_pieces is None, name
+
+
+@pytest.mark.parametrize("name", sorted(KINKED))
+def test_kink_jumps_vs_one_sided_differences(name):
+    """J1 = phi'(0+) - phi'(0-), J2 = phi''(0+) - phi''(0-), from one-sided differences of the reference phi'."""
+    f = REF_DPHI[name]
+    h = 1e-6
+    j1 = float(f(np.float64(1e-12)) - f(np.float64(-1e-12)))
+    slope = lambda a, b: (float(f(np.float64(b))) - float(f(np.float64(a)))) / (b - a)  # noqa: E731
+    j2 = slope(h, 2 * h) - slope(-2 * h, -h)  # one-sided slopes: error O(h)
+    J1, J2 = get_activation(name).kink_jumps()
+    assert J1 == pytest.approx(j1, abs=1e-9)
+    assert J2 == pytest.approx(j2, abs=1e-5)
+    assert get_activation("tanh").kink_jumps() == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(KINKED))
+def test_pieces_second_moment_vs_quad(name):
+    ref, err = quad_gauss(lambda z: float(REF_DPHI[name](np.float64(z))) ** 2)
+    assert get_activation(name).dphi_second_moment() == pytest.approx(ref, rel=1e-13, abs=1e-14)
+
+
+def test_kink_jumps_of_a_kinked_activation_without_pieces_is_refused():
+    act = A.Activation("myrelu", lambda z: torch.clamp(z, min=0), lambda z: (z > 0).to(z.dtype), A.JUMP_DPHI, kink=0.0)
+    with pytest.raises(ValueError, match="myrelu"):
+        act.kink_jumps()
