@@ -1,0 +1,601 @@
+"""Experiments 6.1 and 6.5: GD, heavy ball and Nesterov on the same two-layer ReLU network.
+
+One initialization, trained full batch by each method with the same step eta = ``lr_fraction`` /
+lambda_max(H^inf) and momentum beta. The dashed curves are this network's own linearized dynamics: its
+Gram matrix H(0) at initialization and its own starting error u(0) - y, evolved mode by mode
+(:func:`.core.mode_coefficients`). The run also records, at log-spaced steps, the Gram matrix H(k) the
+network actually has (its extreme eigenvalues and its drift ||H(k) - H(0)||_2), so that where the
+prediction fails, the figure shows why.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ... import plots
+from ..._validate import check_choice, check_float, check_int
+from ...claims import claim, fmt, log_rate_error, not_applicable
+from ...experiment import log_frames, log_record_steps
+from ...models import TwoLayer
+from ...runtime import get_device, scaled_steps, to_float64, torch_threads
+from ...train import History, train
+from .core import (COLORS, FIT_HI, FIT_LO, FLOAT32_FLOOR, LABELS, MARKERS, METHODS, SHORT, TOLERANCE, envelope,
+                   gram64, measured_rate, mode_coefficients, momentum_of, problem, stability_limit, steps_to_tolerance,
+                   window_rate)
+from ... import theory
+
+DEFAULTS = dict(dataset="sphere", width=1024, seed=0, lr_fraction=1.0, beta=0.8, steps=200)
+RATE_TOL = 0.10  # "sits on its prediction": within 10% in -log rate (HB and NAG differ by 23% at the defaults)
+EDGE = 0.95  # a method whose eta lambda_max(H(0)) is within 5% of its stability limit is "at the edge"
+FOLLOW_FACTOR = 1.5  # "stays within 50% of its dashed prediction"
+STEPS_TOL = 0.10  # "the steps each method needs are those predicted": within 10%
+
+
+# ----------------------------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------------------------
+def experiment(dataset: str = DEFAULTS["dataset"], width: int = DEFAULTS["width"], *,
+               lr_fraction: float = DEFAULTS["lr_fraction"], beta: float = DEFAULTS["beta"],
+               steps: int = DEFAULTS["steps"], seed: int = DEFAULTS["seed"], methods=METHODS,
+               device=None, live=None) -> dict:
+    """Train one network (the same initialization) with each method; measure the rates and predict them.
+
+    Returns a dict with ``runs[method]`` (``steps``, ``norms`` = ||u - y|| at every step, ``residual``,
+    ``linearized`` (the norms of the linearized dynamics on H(0)), ``lin_coef``, ``measured_rate`` and
+    ``linearized_rate`` over the same window ``fit_mask``, ``predicted_rate_H0`` / ``_HT`` / ``_Hinf``,
+    ``gram`` (the eigenvalues and drift of H(k) at the recorded ``gram_steps``), ``steps_to_tol``...),
+    the spectrum ``lam0`` and eigenvectors ``V0`` of H(0), ``lam_inf``, ``lr``, ``frames``.
+    """
+    with torch_threads(1):  # small networks: see runtime.torch_threads
+        return _experiment(dataset, width, lr_fraction, beta, steps, seed, methods, device, live)
+
+
+def _gram_metric(model, X, H0: torch.Tensor, frames: set[int]):
+    """(lambda_min, lambda_max, ||H(k) - H(0)||_2) of each network's Gram matrix at the steps in ``frames``."""
+    def metric(params, ctx):
+        E = params["W"].shape[0]
+        if ctx.step not in frames:
+            return torch.full((E, 3), float("nan"), dtype=torch.float64)
+        H = gram64(model, params, X)
+        lam = torch.linalg.eigvalsh(H)
+        drift = torch.linalg.matrix_norm(H - H0, ord=2)
+        return torch.stack([lam[:, 0], lam[:, -1], drift], dim=1)
+    return metric
+
+
+def _residual(model, y):
+    def metric(params, ctx):
+        return model.apply(params, ctx.X) - y
+    return metric
+
+
+def _experiment(dataset, width, lr_fraction, beta, steps, seed, methods, device, live) -> dict:
+    width = check_int("width", width, min_value=1)
+    lr_fraction = check_float("lr_fraction", lr_fraction, min_value=0.0, max_value=4.0, min_inclusive=False)
+    beta = check_float("beta", beta, min_value=0.0, max_value=1.0, max_inclusive=False)
+    methods = tuple(check_choice("methods", m, METHODS) for m in methods)
+    steps = scaled_steps(check_int("steps", steps, min_value=1))
+    device = get_device(device)
+    X, y, Hinf, lam_inf = problem(dataset, seed, device)
+    lr = lr_fraction / float(lam_inf[-1])
+    model = TwoLayer(width)
+    params = model.init(X.shape[1], seed=seed, device=device)
+    H0 = gram64(model, params, X)[0]
+    lam0, V0 = (a.numpy() for a in torch.linalg.eigh(H0))
+    r0 = to_float64(model.apply(params, X)[0].detach().cpu()) - to_float64(y.detach().cpu())
+    r0 = r0.numpy()
+    c0 = V0.T @ r0
+    frames = sorted(set(log_record_steps(steps, 40)))
+    metrics = {"residual": _residual(model, y), "gram": _gram_metric(model, X, H0, set(frames))}
+    limit = 2.0 / float(lam_inf[-1])
+    histories: dict[str, History] = {}
+
+    def callback(name):
+        if live is None:
+            return None
+
+        def cb(hist, step):  # a live curve of the run in progress
+            live({"partial": True, "histories": {**histories, name: hist}, "methods": methods, "width": width,
+                  "dataset": dataset, "lr_fraction": lr_fraction, "beta": beta})
+        return cb
+
+    pair = [m for m in methods if m in ("gd", "hb")]
+    if pair:  # GD is HB with beta = 0: one batched run trains both from the same initialization
+        both = {k: v.expand(len(pair), *v.shape[1:]).clone() for k, v in params.items()}
+        h = train(model, both, X, y, steps=steps, lr=lr, method="hb", momentum=[momentum_of(m, beta) for m in pair],
+                  record_every=1, metrics=metrics, callback=callback("gd+hb"), lr_limit=limit, progress=False)
+        for i, m in enumerate(pair):
+            histories[m] = _member(h, i)
+    if "nag" in methods:
+        histories["nag"] = train(model, params, X, y, steps=steps, lr=lr, method="nag", momentum=beta, record_every=1,
+                                 metrics=metrics, callback=callback("nag"), lr_limit=limit, progress=False)
+    runs = {}
+    for m in methods:
+        runs[m] = _analyse(histories[m], m, model, X, lam0, c0, lam_inf, lr, beta, steps)
+    return {"partial": False, "dataset": dataset, "width": width, "lr": lr, "lr_fraction": lr_fraction, "beta": beta,
+            "steps": steps, "seed": seed, "methods": methods, "runs": runs, "histories": histories,
+            "lam0": lam0, "V0": V0, "c0": c0, "lam_inf": lam_inf, "norm0": float(np.linalg.norm(r0)),
+            "y_norm": float(torch.linalg.vector_norm(to_float64(y.detach().cpu()))), "frames": frames,
+            "lambda0_inf": float(lam_inf[0]),
+            "gram_init_error": float(torch.linalg.matrix_norm(H0 - Hinf, ord=2))}
+
+
+def _analyse(h: History, m: str, model, X, lam0, c0, lam_inf, lr, beta, steps) -> dict:
+    b = momentum_of(m, beta)
+    resid = h["residual"][:, 0]  # (records, n), float64
+    norms = np.linalg.norm(resid, axis=1)
+    norms[~np.isfinite(norms)] = np.nan
+    lin_coef = mode_coefficients(lam0, c0, lr, beta, m, steps)
+    with np.errstate(over="ignore", invalid="ignore"):
+        lin = np.linalg.norm(lin_coef, axis=1)
+    rate, used = measured_rate(h.steps, norms)
+    lin_rate = window_rate(h.steps, lin[h.steps], used)
+    g = h["gram"][:, 0]  # (records, 3)
+    keep = np.isfinite(g[:, 0])
+    if h.diverged:
+        rho_T = float("nan")
+        lamT_min = lamT_max = float("nan")
+    else:
+        lamT_min, lamT_max = float(g[keep][-1, 0]), float(g[keep][-1, 1])
+        HT = gram64(model, h.params, X)[0]
+        rho_T = theory.predicted_rate(torch.linalg.eigvalsh(HT).numpy(), lr, b, m)
+    return {
+        "steps": h.steps, "norms": norms, "residual": resid, "linearized": lin, "lin_coef": lin_coef, "fit_mask": used,
+        "measured_rate": rate, "linearized_rate": lin_rate,
+        "predicted_rate_H0": theory.predicted_rate(lam0, lr, b, m),
+        "predicted_rate_Hinf": theory.predicted_rate(lam_inf, lr, b, m),
+        "predicted_rate_HT": rho_T, "lambda_min_HT": lamT_min, "lambda_max_HT": lamT_max,
+        "gram_steps": h.steps[keep], "gram_lambda_min": g[keep, 0], "gram_lambda_max": g[keep, 1],
+        "gram_drift": g[keep, 2], "limit": stability_limit(m, b),
+        "steps_to_tol": steps_to_tolerance(h.steps, norms), "steps_to_tol_predicted": steps_to_tolerance(
+            np.arange(len(lin)), lin), "diverged": h.diverged, "diverged_at": int(h.diverged_at[0]), "message": h.message,
+    }
+
+
+def _member(h: History, i: int) -> History:
+    """Network i of an ensemble History, as a one-network History."""
+    return History(steps=h.steps, metrics={k: v[:, i:i + 1] for k, v in h.metrics.items()},
+                   params={k: v[i:i + 1] for k, v in h.params.items()},
+                   params0={k: v[i:i + 1] for k, v in h.params0.items()}, diverged_at=h.diverged_at[i:i + 1],
+                   message=h.message if h.diverged_at[i] >= 0 else "", stopped_early=h.stopped_early,
+                   wall_time=h.wall_time, config=h.config)
+
+
+# ----------------------------------------------------------------------------------------------
+# What the run shows
+# ----------------------------------------------------------------------------------------------
+def at_edge(res: dict, m: str) -> bool:
+    """Is method m's eta lambda_max(H(0)) within 5% of (or past) its stability limit?"""
+    r = res["runs"][m]
+    return res["lr"] * float(res["lam0"][-1]) >= EDGE * r["limit"]
+
+
+def _edge_text(res: dict, m: str) -> str:
+    r = res["runs"][m]
+    return (f"on H(0) {LABELS[m]} is {'past' if res['lr'] * res['lam0'][-1] >= r['limit'] else 'at'} its stability "
+            f"limit (ηλmax = {fmt(res['lr'] * res['lam0'][-1])} vs {fmt(r['limit'])})")
+
+
+def _reached_window(r: dict) -> bool:
+    rel = r["norms"] / r["norms"][0]
+    return bool(np.nanmin(rel) <= FIT_HI and r["fit_mask"].sum() >= 8)
+
+
+def rate_claim(res: dict, m: str, exp_id: str = "6.1") -> object:
+    r = res["runs"][m]
+    cid = f"{exp_id}.rate-{m}"
+    extra = " (every mode underdamped: exactly √β)" if m == "hb" else ""
+    statement = f"{LABELS[m]}'s measured rate sits on its prediction from H(0){extra}."
+    tol = f"within {RATE_TOL:.0%} in −log rate, over the same window"
+    if r["diverged"]:
+        return not_applicable(cid, statement, f"{LABELS[m]} diverged at step {r['diverged_at']}: there is no rate to fit")
+    if at_edge(res, m):
+        return not_applicable(cid, statement, _edge_text(res, m) + ": the linearized prediction on H(0) does not "
+                              "describe the run", measured=r["measured_rate"],
+                              predicted=r["linearized_rate"], tolerance=tol)
+    if not _reached_window(r):
+        return not_applicable(cid, statement, f"{LABELS[m]} did not fall to {FIT_HI:g} of its start in {res['steps']} "
+                              "steps: the late-time window is not reached", measured=r["measured_rate"],
+                              predicted=r["linearized_rate"], tolerance=tol)
+    err = log_rate_error(r["measured_rate"], r["linearized_rate"])
+    why = ""
+    if not err <= RATE_TOL:
+        why = (f"measured {fmt(r['measured_rate'], 4)} vs {fmt(r['linearized_rate'], 4)} from H(0) over the same window "
+               f"({err:.0%} apart in −log rate): the Gram matrix moved during training (λmin {fmt(res['lam0'][0])} → "
+               f"{fmt(r['lambda_min_HT'])}, ηλmax {fmt(res['lr'] * res['lam0'][-1])} → {fmt(res['lr'] * r['lambda_max_HT'])}); "
+               f"on the final H(T) the predicted rate is {fmt(r['predicted_rate_HT'], 4)}")
+    return claim(cid, statement, holds=err <= RATE_TOL, measured=r["measured_rate"], predicted=r["linearized_rate"],
+                 tolerance=tol, why=why)
+
+
+def _progress_key(steps_to_tol, norms) -> tuple:
+    """How far a run got: (0, steps to 10^-4) if it got there, else (1, final relative norm)."""
+    if steps_to_tol is not None:
+        return (0, float(steps_to_tol))
+    rel = np.asarray(norms, dtype=float) / norms[0]
+    return (1, float(rel[-1]) if np.isfinite(rel[-1]) else math.inf)
+
+
+def _clearly_before(a: tuple, b: tuple) -> bool:
+    """Is progress a clearly ahead of b (10% fewer steps, or reached where b did not, or a 2x lower final norm)?"""
+    if a[0] != b[0]:
+        return a[0] < b[0]
+    return a[1] * (1.1 if a[0] == 0 else 2.0) <= b[1]
+
+
+def ranking_claim(res: dict, exp_id: str = "6.1") -> object:
+    cid = f"{exp_id}.ranking"
+    statement = f"The methods need steps to reach {TOLERANCE:g} of the start in the order their predicted rates give."
+    ms = list(res["runs"])
+    edge = [m for m in ms if at_edge(res, m)]
+    div = [m for m in ms if res["runs"][m]["diverged"]]
+    if div:
+        return not_applicable(cid, statement, f"{', '.join(LABELS[m] for m in div)} diverged")
+    if edge:
+        return not_applicable(cid, statement, _edge_text(res, edge[0]) + ": H(0) does not predict its speed")
+    pred = {m: _progress_key(res["runs"][m]["steps_to_tol_predicted"], res["runs"][m]["linearized"]) for m in ms}
+    meas = {m: _progress_key(res["runs"][m]["steps_to_tol"], res["runs"][m]["norms"]) for m in ms}
+    wrong = [(a, b) for a in ms for b in ms if a != b and _clearly_before(pred[a], pred[b]) and not meas[a] < meas[b]]
+
+    def show(k):
+        return f"{int(k[1])} steps" if k[0] == 0 else f"not in {res['steps']} steps"
+
+    why = "; ".join(f"{LABELS[a]} was predicted faster than {LABELS[b]} ({show(pred[a])} vs {show(pred[b])}) but took "
+                    f"{show(meas[a])} vs {show(meas[b])}" for a, b in wrong)
+    return claim(cid, statement, holds=not wrong, tolerance="a pair whose predicted steps "
+                 "differ by 10% or more must come in that order", why=why)
+
+
+def edge_claim(res: dict, exp_id: str = "6.1") -> object:
+    cid = f"{exp_id}.edge"
+    statement = ("Each method's top Gram eigenvalue ends inside its stability limit; where H(0) put a method past it, "
+                 "the eigenvalue fell inside and the method converges at the rate predicted on the final H(T).")
+    tol = f"ηλmax(H(T)) below the limit; past it on H(0): the rate within {RATE_TOL:.0%} in −log rate of ρ on H(T)"
+    fails, worst_ratio = [], 0.0
+    rate_pair = (None, None, -1.0)
+    for m, r in res["runs"].items():
+        if r["diverged"]:
+            fails.append(f"{LABELS[m]} diverged at step {r['diverged_at']}: its top eigenvalue did not fall inside the "
+                         "limit in time")
+            continue
+        top = res["lr"] * r["lambda_max_HT"]
+        worst_ratio = max(worst_ratio, top / r["limit"])
+        if not top < r["limit"]:
+            fails.append(f"{LABELS[m]}: ηλmax(H(T)) = {fmt(top)} is not below its limit {fmt(r['limit'])}")
+        elif at_edge(res, m):
+            err = log_rate_error(r["measured_rate"], r["predicted_rate_HT"])
+            if err > rate_pair[2]:
+                rate_pair = (r["measured_rate"], r["predicted_rate_HT"], err)
+            if not err <= RATE_TOL:
+                fails.append(f"{LABELS[m]}: measured {fmt(r['measured_rate'], 4)} vs {fmt(r['predicted_rate_HT'], 4)} "
+                             "predicted on H(T)")
+    if rate_pair[0] is not None:  # a method was past its limit on H(0): the rates are what the figure shows
+        return claim(cid, statement, holds=not fails, measured=rate_pair[0], predicted=rate_pair[1], tolerance=tol,
+                     why="; ".join(fails))
+    return claim(cid, statement, holds=not fails, measured=worst_ratio, predicted=1.0,
+                 tolerance="ηλmax(H(T)) / limit below 1 for every method", why="; ".join(fails))
+
+
+def floor_level(res: dict, m: str) -> float | None:
+    """The level (relative to ||u(0) - y||) where method m's curve stopped falling at the float32 floor while its
+    prediction went on down (None if it did not): the median of its last 20 records."""
+    r = res["runs"][m]
+    rel = r["norms"] / r["norms"][0]
+    if r["diverged"] or len(rel) < 40 or not np.all(np.isfinite(rel[-20:])):
+        return None
+    late = float(np.median(rel[-20:]))
+    quarter = float(np.median(rel[-len(rel) // 4 - 10:-len(rel) // 4 + 10]))
+    lin_end = r["linearized"][-1] / r["norms"][0]
+    if late < 1e-4 and lin_end < 0.1 * late and quarter < 3 * late:
+        return late
+    return None
+
+
+def follow_factor(res: dict, m: str) -> float:
+    """How far the measured curve strays from its dashed prediction down to 10^-4 of the start: the largest
+    ratio (either way) of their envelopes (running max over +-15 steps; heavy ball's oscillations would
+    otherwise compare phases)."""
+    r = res["runs"][m]
+    lin = r["linearized"][r["steps"]]
+    rel = r["norms"] / r["norms"][0]
+    keep = np.isfinite(rel) & (rel >= TOLERANCE)
+    a, b = envelope(r["norms"])[keep], envelope(lin)[keep]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(np.exp(np.nanmax(np.abs(np.log(a / b))))) if keep.any() else float("nan")
+
+
+def follows_claim(res: dict, exp_id: str = "6.1") -> object:
+    cid = f"{exp_id}.follows"
+    statement = f"Each measured curve stays within {FOLLOW_FACTOR - 1:.0%} of its dashed prediction down to {TOLERANCE:g} of its start."
+    tol = f"a factor {FOLLOW_FACTOR} either way (envelopes over ±15 steps)"
+    ms = [m for m in res["runs"] if not res["runs"][m]["diverged"] and not at_edge(res, m)]
+    if not ms:
+        return not_applicable(cid, statement, "no method is inside its stability limit on H(0) without diverging")
+    factors = {m: follow_factor(res, m) for m in ms}
+    worst = max(ms, key=lambda m: factors[m] if np.isfinite(factors[m]) else math.inf)
+    f = factors[worst]
+    r = res["runs"][worst]
+    drift = float(np.nanmax(r["gram_drift"])) if len(r["gram_drift"]) else float("nan")
+    why = (f"{LABELS[worst]}'s curve strays by a factor {fmt(f)} from its prediction: the Gram matrix moved by "
+           f"‖H(k) − H(0)‖ = {fmt(drift)} = {fmt(drift / (res['lambda0_inf'] / 4))} × λ₀/4 during training")
+    return claim(cid, statement, holds=f <= FOLLOW_FACTOR, measured=f, predicted=1.0, tolerance=tol,
+                 why="" if f <= FOLLOW_FACTOR else why)
+
+
+def steps_claim(res: dict, exp_id: str = "6.5") -> object:
+    cid = f"{exp_id}.steps"
+    statement = (f"The steps each method needs to reach {TOLERANCE:g} of its start are those predicted from H(0) before "
+                 f"training (or, as predicted, it does not get there in the run).")
+    tol = f"within {STEPS_TOL:.0%}"
+    bad, worst = [], (None, None, -1.0)
+    for m, r in res["runs"].items():
+        if r["diverged"] or at_edge(res, m):
+            bad.append(f"{LABELS[m]}: {'diverged' if r['diverged'] else _edge_text(res, m)}")
+            continue
+        p, s = r["steps_to_tol_predicted"], r["steps_to_tol"]
+        if p is None and s is None:
+            continue
+        if p is None or s is None:
+            bad.append(f"{LABELS[m]}: predicted {p if p is not None else 'never'}, measured {s if s is not None else 'never'} "
+                       f"(in {res['steps']} steps)")
+            continue
+        err = abs(s / p - 1)
+        if err > worst[2]:
+            worst = (s, p, err)
+        if err > STEPS_TOL:
+            bad.append(f"{LABELS[m]}: {s} steps, predicted {p}")
+    if bad and all(("diverged" in b or "stability" in b) for b in bad) and len(bad) == len(res["runs"]):
+        return not_applicable(cid, statement, "; ".join(bad))
+    return claim(cid, statement, holds=not bad, measured=worst[0], predicted=worst[1], tolerance=tol, why="; ".join(bad))
+
+
+def claims_61(res: dict) -> list:
+    return [*(rate_claim(res, m, "6.1") for m in res["runs"]), ranking_claim(res, "6.1"), edge_claim(res, "6.1"),
+            follows_claim(res, "6.1")]
+
+
+def claims_65(res: dict) -> list:
+    return [*(rate_claim(res, m, "6.5") for m in res["runs"]), steps_claim(res, "6.5")]
+
+
+def numbers(res: dict) -> dict:
+    lam0 = res["lam0"]
+    out = {"data": res["dataset"], "width m": res["width"], "step η × λmax(H∞)": res["lr_fraction"], "momentum β": res["beta"],
+           "λmin, λmax of H(0)": (float(lam0[0]), float(lam0[-1])), "κ of H(0)": float(lam0[-1] / lam0[0]),
+           "ηλmax(H(0))": res["lr"] * float(lam0[-1]), "‖H(0) − H∞‖₂": res["gram_init_error"],
+           "λ₀/4 (λ₀ = λmin(H∞))": res["lambda0_inf"] / 4}
+    for m, r in res["runs"].items():
+        L = SHORT[m]
+        out[f"{L}: measured rate"] = r["measured_rate"]
+        out[f"{L}: linearized on H(0), same window"] = r["linearized_rate"]
+        out[f"{L}: ρ on H(0) / H(T) / H∞"] = (r["predicted_rate_H0"], r["predicted_rate_HT"], r["predicted_rate_Hinf"])
+        out[f"{L}: steps to {TOLERANCE:g} measured / predicted"] = (
+            r["steps_to_tol"] if r["steps_to_tol"] is not None else "never",
+            r["steps_to_tol_predicted"] if r["steps_to_tol_predicted"] is not None else "never")
+        out[f"{L}: largest ‖H(k) − H(0)‖₂"] = float(np.nanmax(r["gram_drift"])) if len(r["gram_drift"]) else None
+        out[f"{L}: ηλmax(H(T)) vs its limit"] = (res["lr"] * r["lambda_max_HT"], r["limit"])
+    return out
+
+
+def headline(res: dict) -> str:
+    parts = []
+    for m, r in res["runs"].items():
+        if r["diverged"]:
+            parts.append(f"{LABELS[m]} diverged at step {r['diverged_at']}")
+        else:
+            s = r["steps_to_tol"]
+            parts.append(f"{LABELS[m]} {s if s is not None else 'not'}")
+    text = (f"{res['dataset']}, width {res['width']}, η = {fmt(res['lr_fraction'])}/λmax, β = {fmt(res['beta'])}: "
+            f"steps to {TOLERANCE:g} of the start — " + ", ".join(parts))
+    edge = [m for m in res["runs"] if at_edge(res, m)]
+    if not edge:
+        return text
+    groups: dict = {}
+    for m in edge:
+        groups.setdefault(round(res["runs"][m]["limit"], 6), []).append(LABELS[m])
+    top = res["lr"] * float(res["lam0"][-1])
+    return text + "".join(f"; on H(0), {', '.join(names)} {'is' if len(names) == 1 else 'are'} "
+                          f"{'past' if top >= lim else 'at'} the stability limit (ηλmax = {fmt(top)} vs {fmt(lim)})"
+                          for lim, names in groups.items())
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures
+# ----------------------------------------------------------------------------------------------
+def _title(ax, text: str) -> None:
+    ax.set_title(text, y=1.01, fontsize=9)
+
+
+def _method_handles():
+    from matplotlib.lines import Line2D
+
+    hs = [Line2D([], [], color=COLORS[m], marker=MARKERS[m], ms=4, lw=1.6, label=LABELS[m]) for m in METHODS]
+    return hs
+
+
+def draw(res: dict):
+    fig, axes = plots.new_figure(2, 2, width=4.7, height=3.3)
+    ax1, ax2, ax3, ax4 = axes
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=0.93, wspace=0.28, hspace=0.42)
+    params = f"η = {fmt(res['lr_fraction'])}/λmax, β = {fmt(res['beta'])}, m = {res['width']}, {res['dataset']}"
+    if res.get("partial"):
+        for m, h in res["histories"].items():
+            for i in range(h.ensemble):
+                v = np.sqrt(2 * h["loss"][:, i])
+                s, v = plots.finite_part(h.steps, v / v[0])
+                ax1.plot(s, v, color="grey")
+        ax1.set(yscale="log", xlabel="step k", ylabel="‖u − y‖ / ‖u(0) − y‖")
+        _title(ax1, "training...")
+        for ax in (ax2, ax3, ax4):
+            ax.set_axis_off()
+        return fig
+    from matplotlib.lines import Line2D
+
+    n0 = res["norm0"]
+    floor = FLOAT32_FLOOR * res["y_norm"] / n0
+    for m, r in res["runs"].items():
+        s, v = plots.finite_part(r["steps"], r["norms"] / n0)
+        ax1.plot(s, v, color=COLORS[m], lw=1.6, marker=MARKERS[m], markevery=max(1, len(s) // 10), ms=4)
+        ax1.plot(r["steps"][r["fit_mask"]], r["norms"][r["fit_mask"]] / n0, color=COLORS[m], lw=6, alpha=0.22,
+                 solid_capstyle="butt")
+        k = np.arange(len(r["linearized"]))
+        s, v = plots.finite_part(k, r["linearized"] / n0)
+        ax1.plot(s, v, color=COLORS[m], lw=1.1, ls="--")
+        if r["diverged"]:
+            ax1.text(0.98, 0.98, f"{LABELS[m]} diverged", transform=ax1.transAxes, ha="right", va="top",
+                     color="crimson", fontsize=8)
+    levels = {m: floor_level(res, m) for m in res["runs"]}
+    at_floor = [m for m, v in levels.items() if v is not None]
+    top_floor = max([floor] + [levels[m] for m in at_floor])
+    ax1.axhspan(1e-9, top_floor * 1.5, color="grey", alpha=0.18, lw=0)
+    who = f" ({', '.join(SHORT[m] for m in at_floor)} stop there)" if at_floor else ""
+    ax1.text(res["steps"] * 0.02, top_floor * 1.2, "float32 floor" + who, fontsize=7, color="dimgrey", va="top")
+    ax1.set(yscale="log", ylim=(max(1e-9, floor / 20), 30), xlim=(0, res["steps"]), xlabel="step k",
+            ylabel="‖u − y‖ / ‖u(0) − y‖")
+    hs = [h for h in _method_handles() if h.get_label() in [LABELS[m] for m in res["runs"]]]
+    hs += [Line2D([], [], color="black", lw=1.1, ls="--", label="linearized on H(0)"),
+           Line2D([], [], color="grey", lw=6, alpha=0.3, label="fitted window")]
+    ax1.legend(handles=hs, fontsize=7, loc="upper right", ncol=2)
+    _title(ax1, "residual: measured (solid) vs linearized on H(0) (dashed)")
+    plots.time_axis(ax1)
+    _draw_rates(ax2, res)
+    # the Gram matrix during training: its drift and its top eigenvalue
+    quarter = res["lambda0_inf"] / 4
+    hi = [quarter]
+    for m, r in res["runs"].items():
+        s, v = plots.finite_part(r["gram_steps"], r["gram_drift"])
+        ax3.plot(s, v, color=COLORS[m], marker=MARKERS[m], ms=3, lw=1.4, label=LABELS[m])
+        hi.extend(v.tolist())
+    ax3.axhline(quarter, **plots.THEORY_STYLE, label="λ₀/4, λ₀ = λmin(H∞)")
+    ax3.set(yscale="log", xlim=(0, res["steps"]), ylim=(min(hi) / 3 if min(hi) > 0 else 1e-4, max(hi) * 8),
+            xlabel="step k", ylabel="‖H(k) − H(0)‖₂")
+    ax3.legend(fontsize=7, loc="upper left", ncol=2)
+    _title(ax3, f"how far the Gram matrix moved (m = {res['width']})")
+    plots.time_axis(ax3)
+    tops = []
+    for m, r in res["runs"].items():
+        ax4.plot(r["gram_steps"], res["lr"] * r["gram_lambda_max"], color=COLORS[m], marker=MARKERS[m], ms=3, lw=1.4,
+                 label=f"{SHORT[m]}: ηλmax(H(k))")
+        tops.extend((res["lr"] * r["gram_lambda_max"]).tolist())
+    lims = sorted({(round(r["limit"], 6), m) for m, r in res["runs"].items()})
+    shown, handles = set(), []
+    for lim, m in lims:
+        if lim in shown:
+            continue
+        shown.add(lim)
+        who = "/".join(SHORT[k] for k, r in res["runs"].items() if round(r["limit"], 6) == lim)
+        ax4.axhline(lim, color=COLORS[m], ls="--", lw=1.2)
+        handles.append((lim, Line2D([], [], color=COLORS[m], ls="--", lw=1.2, label=f"{who}: {lim:.3g}")))
+    finite_tops = [t for t in tops if np.isfinite(t)] or [1.0]
+    top = max(max(finite_tops), min(lim for lim, _ in lims)) * 1.35  # limits far above the curves: in the legend only
+    for lim, h in handles:
+        if lim > top:
+            h.set_label(h.get_label() + " (above the axes)")
+    handles = [h for _, h in handles]
+    ax4.set(xlim=(0, res["steps"]), ylim=(min(finite_tops) * 0.6, top), xlabel="step k", ylabel="η λmax(H(k))  (solid)")
+    ax4.legend(handles=handles, fontsize=7, loc="upper left", ncol=2, title="stability limits (dashed)",
+               title_fontsize=7)
+    _title(ax4, "η × the top eigenvalue of H(k), against each limit")
+    plots.time_axis(ax4)
+    fig.suptitle(params, fontsize=9, y=0.995)
+    return fig
+
+
+def _draw_rates(ax, res: dict) -> None:
+    ms = list(res["runs"])
+    x = np.arange(len(ms))
+    vals = []
+    for i, m in enumerate(ms):
+        r = res["runs"][m]
+        ax.scatter([i], [r["measured_rate"]], s=70, color=COLORS[m], marker=MARKERS[m], zorder=4,
+                   label="measured (fitted window)" if i == 0 else None)
+        ax.scatter([i + 0.18], [r["linearized_rate"]], marker="x", s=45, color="black", zorder=5,
+                   label="linearized on H(0), same window" if i == 0 else None)
+        ax.hlines(r["predicted_rate_H0"], i - 0.3, i + 0.3, colors="black", lw=2, linestyles="--", zorder=3,
+                  label="ρ on H(0) (k → ∞)" if i == 0 else None)
+        ax.scatter([i - 0.18], [r["predicted_rate_HT"]], marker="D", s=30, facecolors="white", edgecolors="dimgrey",
+                   zorder=4, label="ρ on H(T), the final Gram matrix" if i == 0 else None)
+        vals += [r["measured_rate"], r["linearized_rate"], r["predicted_rate_H0"], r["predicted_rate_HT"]]
+    finite = [v for v in vals if np.isfinite(v)]
+    lo = min(finite) if finite else 0.5
+    top = 1.06
+    ax.set_ylim(lo - 0.8 * (top - lo), top)  # the lower part holds the legend
+    for i, m in enumerate(ms):
+        r = res["runs"][m]
+        n_tol = r["steps_to_tol"]
+        txt = f"{fmt(r['measured_rate'], 4)}\n" + (f"not in {res['steps']} steps" if n_tol is None else f"{n_tol} steps")
+        if r["diverged"]:
+            txt = "diverged"
+        ax.annotate(txt, (i, min(r["measured_rate"], top) if np.isfinite(r["measured_rate"]) else lo),
+                    textcoords="offset points", xytext=(0, -9), fontsize=7, va="top", ha="center")
+        if r["predicted_rate_H0"] > top:
+            ax.annotate(f"ρ on H(0) = {r['predicted_rate_H0']:.3g}: unstable", (i, top), textcoords="offset points",
+                        xytext=(0, -3), ha="center", va="top", fontsize=7, color="crimson")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(x, [LABELS[m] for m in ms])
+    ax.set_xlim(-0.5, len(ms) - 0.2)
+    ax.set(ylabel="per-step contraction of ‖u − y‖")
+    ax.legend(fontsize=6.5, loc="lower center", ncol=2)
+    _title(ax, f"per-step rates, and steps to {TOLERANCE:g}·‖u(0) − y‖")
+
+
+def state(ax, res: dict):
+    """The residual's coefficients on the eigenvectors of H(0) at step k, against each eigenvalue (slowest mode on
+    the left, stiffest on the right): measured (markers) and the linearized dynamics (dashed), one colour per method."""
+    lam = res["lam0"]
+    V = res["V0"]
+    n0 = res["norm0"]
+    floor = 1e-8
+    arts = {}
+    top = floor
+    for m, r in res["runs"].items():
+        coef = np.abs(r["residual"] @ V) / n0  # (records, n)
+        pred = np.abs(r["lin_coef"]) / n0
+        top = max(top, np.nanmax(coef), np.nanmax(np.where(np.isfinite(pred[: res["steps"] + 1]), pred, 0)))
+        line, = ax.plot(lam, np.full(len(lam), floor), color=COLORS[m], ls="--", lw=1.0)
+        dots = ax.scatter(lam, np.full(len(lam), floor), s=16, color=COLORS[m], marker=MARKERS[m], label=LABELS[m],
+                          zorder=3)
+        arts[m] = (coef, pred, line, dots, r["steps"])
+    fl = FLOAT32_FLOOR * res["y_norm"] / n0
+    ax.axhspan(floor, fl, color="grey", alpha=0.18, lw=0)
+    ax.set(xscale="log", yscale="log", ylim=(floor, min(top, 1e3) * 3e3), xlim=(lam[0] / 1.3, lam[-1] * 1.3),
+           xlabel="eigenvalue λᵢ of H(0)", ylabel="|vᵢ · (u − y)| / ‖u(0) − y‖")
+    ax.annotate("slowest", (lam[0], floor), textcoords="offset points", xytext=(0, 3), fontsize=7, ha="left")
+    ax.annotate("stiffest", (lam[-1], floor), textcoords="offset points", xytext=(0, 3), fontsize=7, ha="right")
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[*[Line2D([], [], color=COLORS[m], marker=MARKERS[m], ls="", label=f"{LABELS[m]} measured")
+                         for m in res["runs"]], Line2D([], [], color="black", ls="--", lw=1, label="linearized")],
+              fontsize=7, loc="upper left", ncol=2)
+
+    def update(k: int):
+        out = []
+        for m, (coef, pred, line, dots, steps) in arts.items():
+            i = min(int(np.searchsorted(steps, k)), len(steps) - 1)
+            c = np.clip(np.nan_to_num(coef[i], nan=floor), floor, None)
+            p = np.clip(np.nan_to_num(pred[min(k, len(pred) - 1)], nan=floor, posinf=1e30), floor, None)
+            line.set_data(lam, p)
+            dots.set_offsets(np.column_stack([lam, c]))
+            out += [line, dots]
+        return out
+
+    return update
+
+
+def frames(res: dict) -> list[int]:
+    return log_frames(res["frames"], 40)
+
+
+def key_steps(res: dict) -> list[int]:
+    fr = res["frames"]
+    pick = lambda t: min(fr, key=lambda k: abs(k - t))  # noqa: E731
+    return sorted({0, pick(10), pick(res["steps"] // 4), fr[-1]})
+
+
+def alt(res: dict) -> str:
+    return (f"Four panels for {res['dataset']} at width {res['width']}, η = {fmt(res['lr_fraction'])}/λmax, β = "
+            f"{fmt(res['beta'])}: the residual of GD, heavy ball and Nesterov against its linearized prediction on H(0); "
+            "measured and predicted per-step rates; the Gram matrix's drift against λ₀/4; its top eigenvalue against each "
+            "method's stability limit.")
