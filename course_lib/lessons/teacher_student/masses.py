@@ -216,7 +216,8 @@ def state(ax, res: dict):
     m, n = res["m"], res["n"]
     tm = res["teacher_mass"]
     for i in range(m):
-        ax.plot([i - 0.35, i + 0.35], [tm[i], tm[i]], **plots.THEORY_STYLE, label="a*ᵢ‖w*ᵢ‖" if i == 0 else None)
+        ax.plot([i - 0.35, i + 0.35], [tm[i], tm[i]], **plots.THEORY_STYLE, zorder=4,
+                label="a*ᵢ‖w*ᵢ‖" if i == 0 else None)
     segs = LineCollection([np.zeros((2, 2))] * n, linewidths=28, zorder=2)
     ax.add_collection(segs)
     share = res["share"]
