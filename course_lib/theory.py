@@ -1,6 +1,10 @@
 """What the theory predicts: linearized GD, momentum rates, the potential g, population losses.
 
-All spectra and predictions are computed in float64.
+All spectra and predictions are computed in float64 (on the CPU where the data's device has no float64,
+:func:`course_lib.runtime.float64_device`). Angles come from :func:`course_lib.kernels.angles` (well
+conditioned near 0 and pi). Eigenvalues of positive semi-definite matrices that are negative by rounding
+(down to -PSD_RTOL x the scale, ``course_lib._validate.PSD_RTOL`` = 1e-12) are taken as 0; degenerate input
+gets a ValueError naming the parameter and its valid range.
 """
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import math
 import numpy as np
 import torch
 
-from ._validate import check_float, check_int, check_tensor
+from ._validate import PSD_RTOL, check_float, check_int, check_psd_eigenvalue, check_tensor
 
 f64 = torch.float64
 
@@ -61,7 +65,12 @@ def linearized_modes(H, r0, lr: float, steps, *, eig=None) -> tuple[np.ndarray, 
             raise ValueError(f"eig must be (lam (n,), V (n, n)) and r0 of length n; got lam {lam.shape}, V {V.shape}, "
                              f"r0 {tuple(r0.shape)}")
     lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
-    ks = np.arange(check_int("steps", steps, min_value=0) + 1) if np.ndim(steps) == 0 else np.asarray(steps, dtype=float)
+    if np.ndim(steps) == 0:
+        ks = np.arange(check_int("steps", steps, min_value=0) + 1)
+    else:
+        ks = np.asarray(steps, dtype=float).ravel()
+        if not np.all(np.isfinite(ks)) or np.any(ks < 0):
+            raise ValueError(f"steps must be an int >= 0 or a list of steps >= 0; got {np.asarray(steps).tolist()!r}")
     c0 = V.T @ r0.cpu().numpy()
     with np.errstate(over="ignore"):
         coef = (1 - lr * lam)[None, :] ** ks[:, None] * c0[None, :]
@@ -74,19 +83,40 @@ def linearized_loss(H, r0, lr: float, steps: int) -> np.ndarray:
     return (0.5 * (r * r).sum(dim=1)).cpu().numpy()
 
 
-def du_bound(loss0: float, lambda0: float, lr: float, steps: int) -> np.ndarray:
-    """Du et al.'s bound on the loss: (1 - lr lambda0 / 2)^k loss0, k = 0..steps."""
+def du_bound(loss0: float, lambda0: float, lr: float, steps: int, *, scale: float | None = None) -> np.ndarray:
+    """Du et al.'s bound on the loss: (1 - lr lambda0 / 2)^k loss0, k = 0..steps.
+
+    ``lambda0`` is lambda_min of a positive semi-definite Gram matrix: a singular one (a repeated data point)
+    computes to about -1e-16, which is taken as 0. The rounding tolerance is PSD_RTOL (1e-12) x ``scale``, the
+    matrix's scale (its lambda_max, if you pass it); by default 1 / lr, i.e. |lr lambda0| <= 1e-12, which
+    changes no factor of the bound by more than 5e-13.
+    """
     loss0 = check_float("loss0", loss0, min_value=0.0)
-    lambda0 = check_float("lambda0", lambda0, min_value=0.0)
     lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
+    if scale is None:
+        scale, text = 1.0 / lr, "1/lr"
+    else:
+        scale, text = check_float("scale", scale, min_value=0.0), "scale"
+    lambda0 = check_psd_eigenvalue("lambda0", lambda0, scale=scale, scale_text=text)
     steps = check_int("steps", steps, min_value=0)
     return loss0 * (1 - lr * lambda0 / 2) ** np.arange(steps + 1)
 
 
 def stability_limit(H) -> float:
-    """2 / lambda_max(H): GD on the linearized model diverges for step sizes above it."""
+    """2 / lambda_max(H): GD on the linearized model diverges for step sizes above it.
+
+    H must be a square, positive semi-definite matrix with lambda_max > 0 (ValueError otherwise, naming H:
+    a zero H, e.g. from all-zero inputs, has no finite limit)."""
     H = check_tensor("H", H, ndim=2, dtype=f64)
-    return 2.0 / float(torch.linalg.eigvalsh(0.5 * (H + H.T))[-1])
+    if H.shape[0] != H.shape[1] or H.shape[0] == 0:
+        raise ValueError(f"H must be a non-empty square matrix; got shape {tuple(H.shape)}")
+    ev = torch.linalg.eigvalsh(0.5 * (H + H.T))
+    lam_max, scale = float(ev[-1]), float(ev.abs().max())
+    if not lam_max > PSD_RTOL * scale or scale == 0.0:
+        what = "H is zero (e.g. every input is 0)" if scale == 0.0 else f"lambda_max(H) = {lam_max:.3g}"
+        raise ValueError(f"H must be positive semi-definite with lambda_max > 0; {what}, so GD never leaves its start "
+                         "and there is no finite stability limit 2/lambda_max")
+    return 2.0 / lam_max
 
 
 # ----------------------------------------------------------------------------------------------
@@ -100,6 +130,8 @@ def _largest_root_modulus(b: np.ndarray, c: np.ndarray) -> np.ndarray:
 
 def _check_rate_args(lam, lr, beta):
     lam = np.asarray(lam, dtype=np.float64)
+    if lam.size == 0:
+        raise ValueError("eigenvalues must contain at least one value; got an empty array")
     if not np.all(np.isfinite(lam)):
         raise ValueError("eigenvalues must be finite")
     lr = check_float("lr", lr, min_value=0.0, min_inclusive=False)
@@ -134,13 +166,14 @@ def predicted_rate(eigenvalues, lr: float, beta: float = 0.0, method: str = "gd"
 # Sums of ReLUs under Gaussian input: closed-form population loss and gradient (lessons 2, 3)
 # ----------------------------------------------------------------------------------------------
 def _pair(A: torch.Tensor, B: torch.Tensor):
-    """k(a_i, b_j) and the pieces of its gradient, batched over leading dimensions."""
+    """k(a_i, b_j) and the pieces of its gradient, batched over leading dimensions. Angles from
+    :func:`course_lib.kernels.angles` (arccos of the cosine lost 8 digits for nearly parallel rows)."""
+    from .kernels import angles_cos_sin
+
     na = A.norm(dim=-1, keepdim=True)  # (..., p, 1)
     nb = B.norm(dim=-1, keepdim=True)  # (..., q, 1)
     norms = na * nb.transpose(-1, -2)
-    cos = (A @ B.transpose(-1, -2) / norms.clamp_min(1e-30)).clamp(-1.0, 1.0)
-    theta = torch.arccos(cos)
-    sin = torch.sqrt((1 - cos * cos).clamp_min(0.0))
+    theta, cos, sin = angles_cos_sin(A, B)
     k = norms * (sin + (math.pi - theta) * cos) / (2 * math.pi)
     return k, theta, sin, na, nb
 
@@ -164,6 +197,11 @@ def relu_sum_loss(c, U, c_star, V, *, grad: bool = True):
     V = torch.as_tensor(V, dtype=U.dtype, device=U.device)
     c = torch.as_tensor(c, dtype=U.dtype, device=U.device)
     c_star = torch.as_tensor(c_star, dtype=U.dtype, device=U.device)
+    for name, t in (("U", U), ("V", V), ("c", c), ("c_star", c_star)):
+        if t.ndim == 0 or (name in ("U", "V") and t.ndim < 2):
+            raise ValueError(f"{name} must have shape {'(..., p, d)' if name in ('U', 'V') else '(..., p)'}; got {tuple(t.shape)}")
+        if not bool(torch.isfinite(t.detach()).all()):
+            raise ValueError(f"{name} contains NaN or infinite entries; all entries must be finite")
     if U.shape[-1] != V.shape[-1] or c.shape[-1] != U.shape[-2] or c_star.shape[-1] != V.shape[-2]:
         raise ValueError(f"shapes do not match: c {tuple(c.shape)}, U {tuple(U.shape)}, c_star {tuple(c_star.shape)}, V {tuple(V.shape)}")
     kuu, tuu, suu, nu, _ = _pair(U, U)
@@ -188,6 +226,7 @@ def identity_population_loss(W, W_star, *, identity: bool = True, grad: bool = T
     """
     W = torch.as_tensor(W)
     W_star = torch.as_tensor(W_star, dtype=W.dtype, device=W.device)
+    _check_square_weights(W, W_star)
     d = W.shape[-1]
     eye = torch.eye(d, dtype=W.dtype, device=W.device)
     U = (eye + W if identity else W).transpose(-1, -2)  # rows u_i = e_i + w_i (vanilla: w_i)
@@ -206,9 +245,18 @@ def identity_population_loss(W, W_star, *, identity: bool = True, grad: bool = T
     return loss, dU.transpose(-1, -2)
 
 
+def _check_square_weights(W: torch.Tensor, W_star: torch.Tensor) -> None:
+    for name, t in (("W", W), ("W_star", W_star)):
+        if t.ndim < 2 or t.shape[-1] != t.shape[-2] or t.shape[-1] == 0:
+            raise ValueError(f"{name} must be a d x d matrix (or a batch (..., d, d)); got shape {tuple(t.shape)}")
+    if W.shape[-1] != W_star.shape[-1]:
+        raise ValueError(f"W and W_star must have the same d; got {W.shape[-1]} and {W_star.shape[-1]}")
+
+
 def potential_g(W, W_star) -> torch.Tensor:
     """Li & Yuan's potential g(W) = sum_i (||e_i + w*_i|| - ||e_i + w_i||) (columns w_i), batched."""
     W = torch.as_tensor(W)
     W_star = torch.as_tensor(W_star, dtype=W.dtype, device=W.device)
+    _check_square_weights(W, W_star)
     eye = torch.eye(W.shape[-1], dtype=W.dtype, device=W.device)
     return (eye + W_star).norm(dim=-2).sum(-1) - (eye + W).norm(dim=-2).sum(-1)

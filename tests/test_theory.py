@@ -430,3 +430,112 @@ def test_potential_g_vs_loop():
     assert pb.shape == (4,)
     for e in range(4):
         assert float(pb[e]) == pytest.approx(float(T.potential_g(Wb[e], Ws)), rel=1e-13, abs=1e-15)
+
+
+# ------------------------------------------------------------------------------------------
+# Rounding-level negatives of PSD spectra, degenerate input (issue 16, c05)
+# ------------------------------------------------------------------------------------------
+def _singular_gram() -> tuple[np.ndarray, float, float]:
+    """H^inf of ReLU with a repeated point, built in numpy (arc-cosine formula, not course_lib): singular, so
+    its smallest eigenvalue is 0 exactly and numpy's eigvalsh returns it rounded, often slightly negative."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((20, 5))
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    X[7] = X[3]
+    R = np.clip(X @ X.T, -1, 1)
+    H = R * (math.pi - np.arccos(R)) / (2 * math.pi)
+    np.fill_diagonal(H, 0.5)
+    ev = np.linalg.eigvalsh(H)
+    return H, float(ev[0]), float(ev[-1])
+
+
+def test_du_bound_accepts_a_rounded_zero_lambda0():
+    H, lam0, lam_max = _singular_gram()
+    assert abs(lam0) < 1e-14 * lam_max  # a rounded 0 (its sign is rounding)
+    for lam in (lam0, -abs(lam0) - 1e-17, -1e-13 * lam_max):
+        out = T.du_bound(1.0, lam, 1.0 / lam_max, 5)
+        np.testing.assert_array_equal(out, np.ones(6))  # taken as exactly 0: the bound stays at loss0
+        out = T.du_bound(1.0, lam, 1.0 / lam_max, 5, scale=lam_max)
+        np.testing.assert_array_equal(out, np.ones(6))
+    # beyond the documented tolerance (1e-12 x the scale) it is a real negative eigenvalue: refused, named
+    with pytest.raises(ValueError, match=r"^lambda0 must be >= 0 .*got -1e-06, below the rounding level -1e-12 x 1/lr"):
+        T.du_bound(1.0, -1e-6, 1.0 / lam_max, 5)
+    with pytest.raises(ValueError, match=r"^lambda0 must be >= 0 .*-1e-12 x scale"):
+        T.du_bound(1.0, -1e-6, 0.5, 5, scale=lam_max)
+    with pytest.raises(ValueError, match=r"^scale\b"):
+        T.du_bound(1.0, 0.1, 0.5, 5, scale=-1.0)
+
+
+def test_stability_limit_vs_numpy_and_degenerate_matrices():
+    H, _, lam_max = _singular_gram()
+    assert T.stability_limit(H) == pytest.approx(2 / lam_max, rel=1e-14)
+    for bad, what in ((np.zeros((3, 3)), "H is zero"), (-np.eye(2), r"lambda_max\(H\) = -1")):
+        with pytest.raises(ValueError, match=rf"^H must be positive semi-definite with lambda_max > 0; {what}"):
+            T.stability_limit(bad)
+    with pytest.raises(ValueError, match=r"^H must be a non-empty square matrix"):
+        T.stability_limit(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"^H must be a non-empty square matrix"):
+        T.stability_limit(np.zeros((0, 0)))
+
+
+# every public function of theory.py and kernels.py, on degenerate input: a ValueError or TypeError that names
+# the parameter, never ZeroDivisionError / IndexError / a bare torch RuntimeError
+def _degenerate_calls():
+    from course_lib import kernels as K
+
+    Z = torch.zeros(3, 3, dtype=torch.float64)
+    E = torch.zeros(0, 0, dtype=torch.float64)
+    nan = torch.tensor([[1.0, float("nan")], [0.0, 1.0]], dtype=torch.float64)
+    return [
+        ("H", lambda: T.stability_limit(Z)),
+        ("H", lambda: T.stability_limit(E)),
+        ("H", lambda: T.linearized_residuals(nan, torch.ones(2), 0.1, 3)),
+        ("H must be n x n", lambda: T.linearized_residuals(torch.ones(2, 3), torch.ones(2), 0.1, 3)),
+        ("steps", lambda: T.linearized_modes(torch.eye(2), torch.ones(2), 0.1, [0, -1])),
+        ("lr", lambda: T.linearized_loss(torch.eye(2), torch.ones(2), float("inf"), 3)),
+        ("lambda0", lambda: T.du_bound(1.0, float("nan"), 0.1, 3)),
+        ("eigenvalues", lambda: T.predicted_rate([], 0.1)),
+        ("eigenvalues", lambda: T.mode_rate(np.array([]), 0.1)),
+        ("U", lambda: T.relu_sum_loss(torch.ones(2), torch.tensor([[1.0, float("inf")], [0.0, 1.0]]),
+                                      torch.ones(1), torch.ones(1, 2))),
+        ("shapes do not match", lambda: T.relu_sum_loss(torch.ones(3), torch.ones(2, 2), torch.ones(1), torch.ones(1, 2))),
+        ("W", lambda: T.identity_population_loss(torch.zeros(2, 3), torch.zeros(2, 3))),
+        ("W and W_star", lambda: T.potential_g(torch.zeros(2, 2), torch.zeros(3, 3))),
+        ("G", lambda: K.spectrum(E)),
+        ("G", lambda: K.lambda_min(torch.ones(2, 3))),
+        ("G", lambda: K.eigh(E)),
+        ("G", lambda: K.psd_spectrum(-torch.eye(2, dtype=torch.float64))),
+        ("X", lambda: K.relu_h_inf(torch.ones(3))),
+        ("A and B", lambda: K.arccos1(torch.ones(2, 2), torch.ones(2, 3))),
+        ("A and B", lambda: K.angles(torch.ones(2, 2), torch.ones(2, 3))),
+        ("X must have unit-norm rows", lambda: K.gram_hermite(2 * torch.eye(2), "tanh")),
+        ("num_coeffs", lambda: K.gram_inf(torch.eye(2), "tanh", 0)),
+        ("activation", lambda: K.gram_inf(torch.eye(2), "nope")),
+        ("theta", lambda: K.dphi_kernel(torch.tensor([float("nan")]), "relu")),
+        ("R must be a correlation matrix", lambda: K.gram_from_correlation(3 * torch.eye(2), "relu")),
+        ("member", lambda: K.empirical_ntk(None, {}, torch.eye(2), member=-1)),
+        ("model must be a TwoLayer", lambda: K.empirical_gram(object(), {}, torch.eye(2))),
+    ]
+
+
+@pytest.mark.parametrize("name,call", _degenerate_calls(), ids=lambda v: v if isinstance(v, str) else "")
+def test_degenerate_input_names_the_parameter(name, call):
+    with pytest.raises((ValueError, TypeError)) as err:
+        call()
+    assert name in str(err.value), str(err.value)
+
+
+def test_psd_spectrum_takes_rounding_as_zero():
+    from course_lib import kernels as K
+
+    H, lam0, lam_max = _singular_gram()
+    ev = K.psd_spectrum(H)
+    assert float(ev[0]) >= 0.0 and float(ev[0]) < 1e-14 * lam_max
+    raw = K.spectrum(H)
+    np.testing.assert_allclose(ev[1:], raw[1:], rtol=0, atol=0)
+    assert K.lambda_min(H, psd=True) >= 0.0
+    # a batch, and a clearly indefinite matrix
+    batch = np.stack([H, H])
+    assert K.psd_spectrum(batch).shape == (2, 20)
+    with pytest.raises(ValueError, match=r"^G must be positive semi-definite; it has an eigenvalue -1 x lambda_max"):
+        K.psd_spectrum(np.diag([1.0, -1.0]))

@@ -444,3 +444,40 @@ def test_check_choice_bool_tensor_rows():
     with pytest.raises(ValueError, match=r"A and B must have the same number of rows \(samples\); got 2 and 3"):
         V.check_same_rows("A", torch.zeros(2, 1), "B", torch.zeros(3, 1))
     V.check_same_rows("A", torch.zeros(2, 1), "B", torch.zeros(2, 5))  # no error
+
+
+# --------------------------------------------------------------------------------------------------
+# PSD rounding tolerance and the float64 rule of check_tensor
+# --------------------------------------------------------------------------------------------------
+def test_check_psd_eigenvalue():
+    from course_lib._validate import PSD_RTOL, check_psd_eigenvalue
+
+    assert PSD_RTOL == 1e-12
+    assert check_psd_eigenvalue("lam", 0.25, scale=1.0) == 0.25
+    assert check_psd_eigenvalue("lam", -6.9e-17, scale=2.0) == 0.0  # a rounded 0
+    assert check_psd_eigenvalue("lam", -1e-12, scale=1.0) == 0.0  # the edge of the tolerance
+    with pytest.raises(ValueError, match=r"^lam must be >= 0 \(an eigenvalue of a positive semi-definite matrix\); "
+                                         r"got -1e-09, below the rounding level -1e-12 x lambda_max = -2e-12"):
+        check_psd_eigenvalue("lam", -1e-9, scale=2.0, scale_text="lambda_max")
+    with pytest.raises(ValueError, match=r"^lam must be a finite number"):
+        check_psd_eigenvalue("lam", float("nan"), scale=1.0)
+
+
+def test_check_tensor_float64_goes_to_the_float64_device(monkeypatch):
+    from course_lib import runtime
+
+    t = torch.ones(3, dtype=torch.float32)
+    out = V.check_tensor("t", t, dtype=torch.float64)
+    assert out.dtype == torch.float64 and out.device.type == "cpu"
+    # the rule is runtime's: a device without float64 sends the float64 copy to the CPU
+    calls = []
+    real = runtime.float64_device
+
+    def spy(device):
+        calls.append(str(device))
+        return real(device)
+
+    monkeypatch.setattr(runtime, "float64_device", spy)
+    V.check_tensor("t", t, dtype=torch.float64)
+    V.check_tensor("t", t, dtype=torch.float64, device="cpu")
+    assert calls and all(c == "cpu" for c in calls)
