@@ -13,17 +13,24 @@ import numpy as np
 import torch
 
 from ._validate import check_bool, check_float, check_int, check_tensor
-from .runtime import get_device, make_generator
+from .runtime import check_memory, make_generator, placement
 
 
 def _out(t: torch.Tensor, device, dtype) -> torch.Tensor:
-    return t.to(device=get_device(device), dtype=dtype)
+    # float64 data are made on the CPU where the device has no float64 (MPS): runtime.placement
+    return t.to(device=placement(device, dtype), dtype=dtype)
+
+
+def _check_size(what: str, count: int) -> None:
+    """Refuse, before drawing, data whose float64 draws (and their copy) exceed the memory budget."""
+    check_memory(16 * count, f"{what} ({count:.3g} numbers)", fix="use a smaller n or d")
 
 
 def unit_sphere(n: int, d: int, *, seed: int | torch.Generator = 0, device=None, dtype=torch.float32) -> torch.Tensor:
     """n points uniform on the unit sphere of R^d (normalized Gaussians), shape (n, d)."""
     n = check_int("n", n, min_value=1)
     d = check_int("d", d, min_value=1)
+    _check_size(f"unit_sphere(n={n}, d={d})", n * d)
     gen = make_generator(seed)
     x = torch.randn(n, d, generator=gen, dtype=torch.float64)
     return _out(x / x.norm(dim=1, keepdim=True), device, dtype)
@@ -50,6 +57,7 @@ def subspace_data(
     n = check_int("n", n, min_value=1)
     d = check_int("d", d, min_value=1)
     d_sub = check_int("d_sub", d_sub, min_value=1, max_value=d)
+    _check_size(f"subspace_data(n={n}, d={d})", n * d)
     gen = make_generator(seed)
     basis = random_orthonormal(d, d_sub, seed=gen)
     z = torch.randn(n, d_sub, generator=gen, dtype=torch.float64)
@@ -104,6 +112,7 @@ def gaussian_batch(
     """A fresh mini-batch x ~ N(0, I_d), shape (batch, d), for SGD on the population loss."""
     batch = check_int("batch", batch, min_value=1)
     d = check_int("d", d, min_value=1)
+    _check_size(f"gaussian_batch(batch={batch}, d={d})", batch * d)
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator (see course_lib.make_generator); got {type(generator).__name__}")
     return _out(torch.randn(batch, d, generator=generator), device, dtype)
@@ -153,8 +162,9 @@ def two_layer_teacher(
     else:
         W = torch.randn(m, d, generator=gen, dtype=torch.float64)
         W = W / W.norm(dim=1, keepdim=True)
-    a = torch.ones(m, dtype=torch.float64) if output == "ones" else torch.randint(0, 2, (m,), generator=gen).double() * 2 - 1
-    dev = get_device(device)
+    a = (torch.ones(m, dtype=torch.float64) if output == "ones"
+         else torch.randint(0, 2, (m,), generator=gen).to(torch.float64) * 2 - 1)  # a CPU tensor: no device rule needed
+    dev = placement(device, dtype)
     return TwoLayerTeacher(W.to(dev, dtype), a.to(dev, dtype))
 
 

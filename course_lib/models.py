@@ -23,7 +23,7 @@ import torch
 
 from ._validate import check_bool, check_choice, check_float, check_int, check_tensor
 from .activations import Activation, get_activation
-from .runtime import get_device, make_generator
+from .runtime import check_memory, make_generator, placement
 
 Params = dict[str, torch.Tensor]
 LOSS_KINDS = ("half_sum", "mean")
@@ -55,6 +55,36 @@ def _check_targets(y, u_shape: tuple[int, ...], X: torch.Tensor) -> torch.Tensor
     if tuple(y.shape) != tuple(target_shape):
         raise ValueError(f"y must have shape {tuple(target_shape)} (one target per sample) or {tuple(u_shape)}; got {tuple(y.shape)}")
     return y
+
+
+def _check_init_memory(what: str, count: int, dtype: torch.dtype, dev: torch.device, draw_bytes: int = 4) -> None:
+    """Refuse an init whose ``count`` parameters (drawn on the CPU, ``draw_bytes`` each, then converted to
+    ``dtype`` on ``dev``) exceed the memory budget, before anything is allocated."""
+    itemsize = dtype.itemsize
+    fix = "use a smaller width or ensemble"
+    host = draw_bytes * count + (itemsize * count if dev.type == "cpu" and itemsize != draw_bytes else 0)
+    check_memory(host, f"{what}: {count:.3g} parameters", fix=fix)
+    if dev.type != "cpu":
+        check_memory(itemsize * count, f"{what}: {count:.3g} parameters on {dev}", device=dev, fix=fix)
+
+
+def step_bytes(model, params: Params, n: int) -> int:
+    """Estimated bytes of the arrays one training step (and one full-batch evaluation) of ``model`` allocates
+    on n samples, besides the parameters: the course's models; 0 for other objects (unknown)."""
+    ref = next(iter(params.values()))
+    itemsize, E = ref.element_size(), int(ref.shape[0])
+    if isinstance(model, TwoLayer):
+        m, d = model.width, int(params["W"].shape[-1])
+        chunk = E if ref.device.type != "cpu" else max(1, (1 << 19) // max(1, n * m))
+        train_step = min(chunk, E) * m * (3 * n + d)  # pre-activations, activations, phi' r; the W gradient
+        evaluate = 2 * E * n * m  # apply(): all E networks at once (pre-activations and activations)
+        return itemsize * (max(train_step, evaluate) + 2 * E * n)
+    if isinstance(model, IdentityNet):
+        return itemsize * 3 * E * n * model.d
+    if isinstance(model, DeepMLP):
+        hidden = sum(model.widths) + model.out_dim
+        return itemsize * 4 * E * n * hidden  # each layer's product and activation, kept for autograd, and grads
+    return 0
 
 
 def check_params(params: Params, names: Sequence[str]) -> int:
@@ -106,13 +136,15 @@ class TwoLayer:
         """w_r ~ N(0, I_d); a_r as ``output_init`` says. Shapes: W (E, m, d), a (E, m)."""
         d = check_int("d", d, min_value=1)
         ensemble = check_int("ensemble", ensemble, min_value=1)
+        dev = placement(device, dtype)  # float64 is made on the CPU where the device has none (MPS)
+        _check_init_memory(f"TwoLayer(width={self.width}).init(d={d}, ensemble={ensemble}) (ensemble x width x (d + 1) = "
+                           f"{ensemble} x {self.width} x {d + 1})", ensemble * self.width * (d + 1), dtype, dev)
         gen = make_generator(seed)
         W = torch.randn(ensemble, self.width, d, generator=gen)
         if self.output_init == "sign":
             a = torch.randint(0, 2, (ensemble, self.width), generator=gen).float() * 2 - 1
         else:
             a = torch.randn(ensemble, self.width, generator=gen)
-        dev = get_device(device)
         return {"W": W.to(dev, dtype), "a": a.to(dev, dtype)}
 
     def _prep(self, params: Params, X) -> tuple[torch.Tensor, torch.Tensor]:
@@ -195,6 +227,9 @@ class IdentityNet:
         ensemble = check_int("ensemble", ensemble, min_value=1)
         kind = check_choice("kind", kind, ("gaussian", "uniform", "minus_identity", "zeros"))
         scale = check_float("scale", scale, min_value=0.0)
+        dev = placement(device, dtype)
+        _check_init_memory(f"IdentityNet(d={self.d}).init(ensemble={ensemble}) (ensemble x d x d = {ensemble} x {self.d} x "
+                           f"{self.d})", ensemble * self.d * self.d, dtype, dev, draw_bytes=8)
         gen = make_generator(seed)
         if kind in ("gaussian", "uniform"):
             if kind == "gaussian":
@@ -206,7 +241,7 @@ class IdentityNet:
             W = -scale * torch.eye(self.d, dtype=torch.float64).expand(ensemble, -1, -1).clone()
         else:
             W = torch.zeros(ensemble, self.d, self.d, dtype=torch.float64)
-        return {"W": W.to(get_device(device), dtype)}
+        return {"W": W.to(dev, dtype)}
 
     def weights(self, params: Params) -> torch.Tensor:
         """The effective first layer, I + W (or W for the vanilla net), shape (E, d, d)."""
@@ -285,9 +320,11 @@ class DeepMLP:
              dtype=torch.float32) -> Params:
         d = check_int("d", d, min_value=1)
         ensemble = check_int("ensemble", ensemble, min_value=1)
-        gen = make_generator(seed)
         dims = self._dims(d)
-        dev = get_device(device)
+        dev = placement(device, dtype)
+        count = ensemble * sum(a * b for a, b in zip(dims[:-1], dims[1:]))
+        _check_init_memory(f"DeepMLP(widths={self.widths}).init(d={d}, ensemble={ensemble})", count, dtype, dev)
+        gen = make_generator(seed)
         params = {}
         for l in range(1, self.depth + 1):
             std, _ = self._std_and_mult(dims[l - 1], dims[l], l == self.depth)

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 from ._validate import check_choice, check_float, check_int, check_tensor
-from .models import Params, check_params
-from .runtime import make_generator
+from .models import Params, check_params, step_bytes
+from .runtime import as_numpy, check_memory, make_generator
 
 METHODS = ("gd", "sgd", "hb", "nag")
 Metric = Callable[[Params, "Context"], torch.Tensor]
@@ -229,6 +229,8 @@ def train(
     if max_loss is not None:
         max_loss = check_float("max_loss", max_loss, min_value=0.0, min_inclusive=False)
     gen = make_generator(seed)
+    _check_train_memory(model, params, method, X.shape[0] if X is not None and batch_size is None else batch_size,
+                        X.shape[0] if X is not None else None)
 
     params0 = {k: v.detach().clone() for k, v in params.items()}
     cur = {k: v.detach().clone() for k, v in params.items()}
@@ -280,7 +282,7 @@ def train(
             for name, fn in metrics.items():
                 vals[name] = torch.as_tensor(fn(cur, ctx))
         for name, v in vals.items():
-            v = v.detach().to("cpu", torch.float64).numpy().copy()
+            v = as_numpy(v).copy()  # off the device first, then float64 (MPS cannot cast to float64)
             if v.ndim == 0 or v.shape[0] != E:
                 raise ValueError(f"metric {name!r} must return one value (or array) per network, leading dimension E={E}; got shape {v.shape}")
             v[dead.cpu().numpy()] = np.nan
@@ -366,6 +368,25 @@ def train(
     if not message and (diverged_at >= 0).any():
         message = _divergence_message(model, params0, X, lr_t, lr_limit, diverged_at, step, stochastic, method, beta)
     return snapshot(message, stopped, time.perf_counter() - t0)
+
+
+def _check_train_memory(model, params: Params, method: str, batch: int | None, n: int | None) -> None:
+    """Refuse, before allocating, a run whose working set exceeds the memory budget (runtime.memory_budget):
+    the copies train keeps (initial and current parameters, gradients, the previous step for momentum, the
+    look-ahead for Nesterov) and one step's activations (models.step_bytes, on the batch and on the full set)."""
+    all_bytes = sum(v.numel() * v.element_size() for v in params.values())
+    trainable = sum(params[k].numel() * params[k].element_size() for k in model.trainable)
+    copies = 2 * all_bytes + trainable * (1 + (method in ("hb", "nag")) + (method == "nag"))
+    sizes = [k for k in (batch, n) if k]
+    activations = max((step_bytes(model, params, k) for k in sizes), default=0)
+    if copies + activations == 0:
+        return
+    E = next(iter(params.values())).shape[0]
+    width = getattr(model, "width", None) or getattr(model, "widths", None) or getattr(model, "d", None)
+    what = (f"train({type(model).__name__}, width={width}, ensemble={E}, n={n if n is not None else batch}, "
+            f"method={method!r})")
+    check_memory(copies + activations, what, device=next(iter(params.values())).device,
+                 fix="use a smaller width, ensemble or n (or split the ensemble over several runs)")
 
 
 def _progress_bar(total: int, progress: bool | None):

@@ -323,3 +323,14 @@ def test_digits_real_data():
     np.testing.assert_allclose(a, b, atol=1e-11)
     Xs, _ = D.digits((3, 5, 8), 50, targets="onehot", seed=0, dtype=f64, device="cpu")
     assert Xs.shape == (50, 64)
+
+
+def test_float64_data_are_made_where_float64_exists(monkeypatch):
+    # as models.init: float64 data for the default device of a Mac (MPS) are made on the CPU
+    from course_lib import runtime
+
+    monkeypatch.setattr(runtime, "get_device", lambda device=None: torch.device("mps"))
+    X = D.unit_sphere(5, 3, dtype=torch.float64)
+    assert X.device.type == "cpu" and X.dtype == torch.float64
+    t = D.two_layer_teacher(2, 3, dtype=torch.float64)
+    assert t.W.device.type == "cpu" and t.a.dtype == torch.float64

@@ -386,3 +386,14 @@ def test_select_keeps_leading_dimension():
     assert s["W"].shape == (1, 4, 3) and torch.equal(s["W"][0], p["W"][2])
     s2 = select(p, slice(1, 4))
     assert s2["a"].shape == (3, 4) and torch.equal(s2["a"], p["a"][1:4])
+
+
+def test_float64_parameters_are_made_where_float64_exists(monkeypatch):
+    # Apple's MPS has no float64: a float64 init asked for the default device (MPS on a Mac) is made on the
+    # CPU (runtime.placement), never converted on the device. A torch.device("mps") object needs no Mac.
+    from course_lib import runtime
+
+    monkeypatch.setattr(runtime, "get_device", lambda device=None: torch.device("mps"))
+    for model, args in ((TwoLayer(8), (3,)), (IdentityNet(3), ()), (DeepMLP([4]), (3,))):
+        params = model.init(*args, dtype=torch.float64)
+        assert all(v.device.type == "cpu" and v.dtype == torch.float64 for v in params.values()), model
