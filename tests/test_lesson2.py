@@ -33,9 +33,9 @@ INVITATIONS = [
                "the linear regime (`2.2.converges` fails)", "2.2", {"angle": 1.0, "steps": 1200},
                expect={"2.2.converges": "fails", "2.2.g-first": "holds", "2.2.wrong-way": "holds"}),
     Invitation("Set $d=30$: the same three stages, stage 2 longer, and every claim still holds.", "2.2", {"d": 30}),
-    Invitation("Set $d=10$: here the vanilla net does find the teacher, up to a permutation of its columns, for at "
-               "least one seed (`2.3.vanilla-far` fails), although its loss still ends far above the identity net's",
-               "2.3", {"d": 10}, expect={"2.3.vanilla-far": "fails", "2.3.vanilla-loss": "holds"}),
+    Invitation("Set $d=10$: here the vanilla net does find the teacher, up to a permutation of its columns "
+               "(`2.3.vanilla-far` fails), although more slowly: its loss still ends more than 100 times above the "
+               "identity net's", "2.3", {"d": 10}, expect={"2.3.vanilla-far": "fails", "2.3.vanilla-loss": "holds"}),
     Invitation("Raise the step to 0.9: every run is faster, and every claim still holds.", "2.4", {"lr_fraction": 0.9}),
 ]
 

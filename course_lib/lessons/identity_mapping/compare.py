@@ -7,13 +7,7 @@ from ... import plots
 from ...claims import claim, log_rate_error, not_applicable
 from ...experiment import Experiment, dropdown, integer, log_frames, real, select
 from .core import DIMS, experiment, hessian_modes, neg_log, rates
-from .views import (
-    divergence_note,
-    fraction_text,
-    method_text,
-    nearest,
-    rows_state,
-)
+from .views import divergence_note, fraction_text, loss_floor, method_text, nearest, rows_state
 
 # ----------------------------------------------------------------------------------------------
 # Experiment 2.3: identity vs vanilla
@@ -105,6 +99,7 @@ def draw_compare(res: dict):
                      label=f"{name} net" if e == 0 else None)
         divergence_note(ax1, r)
     r = res["identity"]
+    loss_floor(ax1, r["history"]["pop_loss"])
     ax1.set(yscale="log", xlabel="step", ylabel="population loss (closed form)",
             title=f"same teacher, same W₀, same batches; d = {r['d']}")
     ax1.legend(fontsize=7, loc="center right")
@@ -287,8 +282,9 @@ def draw_sweep(res: dict):
             ax1.plot(sv, v, color=plots.color(j), marker=plots.marker(2 * e + (0 if e == 0 else 2)),
                      markevery=max(1, len(sv) // 6), markersize=4, lw=1.3 if e == 0 else 0.9,
                      mfc="white" if e else None, label=f"d = {r['d']}, ‖W₀‖₂ = {sc:g}")
+    loss_floor(ax1, np.concatenate([r["history"]["pop_loss"].ravel() for r in res["runs"]]))
     ax1.set(yscale="log", xlabel="step", ylabel="population loss", title=f"GD, η = {res['lr_fraction']:g} × 2/λ_max(H)")
-    ax1.legend(fontsize=6.5, ncol=2, loc="lower left")
+    ax1.legend(fontsize=6.5, ncol=2, loc="upper right")
     plots.time_axis(ax1)
     if res.get("partial"):
         ax2.text(0.5, 0.5, "training...", ha="center", va="center", transform=ax2.transAxes)

@@ -37,14 +37,7 @@ from ... import data, kernels, theory
 from ..._validate import check_choice, check_float, check_int
 from ...experiment import log_record_steps
 from ...models import IdentityNet
-from ...runtime import (
-    float64_device,
-    get_device,
-    make_generator,
-    scaled_steps,
-    to_float64,
-    torch_threads,
-)
+from ...runtime import float64_device, get_device, make_generator, scaled_steps, to_float64, torch_threads
 from ...train import train
 
 PHASE_RATIO = 0.04  # the one-point rule's default threshold c (a bit below lambda_min(H) ~ 0.08)
@@ -421,7 +414,7 @@ def analyse(res: dict, modes=None) -> dict:
     noisy = res["method"] == "sgd" and res["noise"] > 0
     res["noise_floor"] = noise_floor(lam, lr, res["batch"], res["noise"]) if noisy else (0.0, 0.0)
     w_star = (np.eye(res["d"]) + res["W_star"]).reshape(-1)
-    starts, preds = [], np.full((len(s), E), np.nan)
+    starts, free, noisy_pred = [], np.full((len(s), E), np.nan), np.full((len(s), E), np.nan)
     slow = []
     for e in range(E):
         k0 = None if h.diverged_at[e] >= 0 else linear_start(s, h["ratio"][:, e], h["rho_H"][:, e])
@@ -432,12 +425,31 @@ def analyse(res: dict, modes=None) -> dict:
         i0 = int(np.searchsorted(s, k0))
         err = h["W"][i0, e] - w_star
         _, _, coef = theory.linearized_modes(None, torch.from_numpy(err), lr, s[i0:] - k0, eig=(lam, V))
-        preds[i0:, e] = np.sqrt((coef**2).sum(1))
+        free[i0:, e] = np.sqrt((coef**2).sum(1))
         slow.append(float(coef[0, 0] ** 2 / (coef[0] ** 2).sum()))
+        if noisy:
+            noisy_pred[i0:, e] = second_moment(lam, coef[0] ** 2, lr, res["batch"], res["noise"], s[i0:] - k0)
     res["linear_start"] = starts
-    res["prediction"] = preds
+    res["prediction_free"] = free  # GD linearized at W*, from the run's own error
+    res["prediction"] = noisy_pred if noisy else free  # what the figure draws: with label noise, down to the floor
     res["slow_share"] = slow  # the share of ||e(k0)||^2 on H's slowest eigen-direction
     return res
+
+
+def second_moment(lam: np.ndarray, s0: np.ndarray, lr: float, batch: int, sigma: float, ks) -> np.ndarray:
+    """sqrt(E||e(k)||^2) of the course's linearized SGD (module docstring) from the mode energies ``s0`` = c_i(k0)^2,
+    at the steps ``ks`` after k0 (increasing): the prediction of a run with label noise, which levels off at
+    :func:`noise_floor`."""
+    a = (1 - lr * lam) ** 2 - lr**2 * lam**2 / batch
+    c = lr**2 / batch
+    b = lr**2 * (2 * sigma**2 / batch) * lam
+    out, sv, k = [], np.asarray(s0, dtype=np.float64).copy(), 0
+    for target in np.asarray(ks, dtype=np.int64):
+        while k < target:
+            sv = a * sv + c * lam * float(lam @ sv) + b
+            k += 1
+        out.append(math.sqrt(float(sv.sum())))
+    return np.array(out)
 
 
 def rate_window(res: dict, e: int, first: float = 1 / 3):

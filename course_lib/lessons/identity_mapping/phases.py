@@ -24,18 +24,8 @@ from .core import (
     rates,
     rows,
 )
-from .views import (
-    distance_panel,
-    divergence_note,
-    fraction_text,
-    frames,
-    method_text,
-    nearest,
-    rows_state,
-    series,
-    shade_stages,
-    symlog_steps,
-)
+from .views import (distance_panel, divergence_note, fraction_text, frames, loss_floor, method_text, nearest, rows_state,
+                    series, shade_stages, symlog_steps)
 
 DEFAULTS = dict(init="rotated", scale=0.5, angle=0.7, lr_fraction=0.6, d=20, method="gd", steps=600, seed=0)
 FEW = 10  # "in the first few steps": stage 1 ends within 10 steps
@@ -196,6 +186,7 @@ def draw(res: dict):
     ax_loss, ax_g, ax_dist, ax_cos, ax_rho, ax_c = axes
     sv, v = plots.finite_part(s, h["pop_loss"][:, 0])
     ax_loss.plot(sv, v, color=plots.color(0), lw=1.5)
+    loss_floor(ax_loss, h["pop_loss"])
     ax_loss.set(yscale="log", ylabel="population loss L(W)", title=f"loss, d = {res['d']}, {start_text(res)}")
     ax_g.plot(s, h["g"][:, 0], color=plots.color(2), lw=1.5)
     ax_g.axhline(0, color="grey", lw=0.8)
@@ -247,6 +238,9 @@ def _threshold_panel(ax, res: dict) -> None:
     end = float(h["ratio"][-1, 0])
     if np.isfinite(end) and end > 0:
         ax.axvline(end, color="grey", lw=0.8, ls=":", label=f"ρ at the end = {end:.3g}: no boundary beyond")
+    if np.all(np.isnan(b)):
+        ax.text(0.5, 0.5, f"ρ ends at {end:.2g}: below every threshold,\nno boundary for any c", transform=ax.transAxes,
+                ha="center", va="center", fontsize=8)
     ax.set_yscale("symlog", linthresh=10, linscale=0.6)
     right = min(C_GRID[-1], max(0.1, 1.4 * end)) if np.isfinite(end) else C_GRID[-1]
     ax.set(xlim=(0, right), ylim=(0, h.steps[-1] * 4), xlabel="threshold c",
@@ -263,7 +257,8 @@ def state(ax, res: dict):
     def info(k):
         i = min(_at(h, k), len(h.steps) - 1)
         stage = ("stage 1 (g being fixed)" if k1 is not None and k < k1 else
-                 "stage 3 (linear regime)" if k3 is not None and k >= k3 else "stage 2 (rows turning)")
+                 "stage 3 (linear regime)" if k3 is not None and k >= k3 else
+                 "stage 2 (rows turning)" if k3 is not None else "stage 2 (the linear regime is never reached)")
         phase = "phase II by the rule (c = 0.04)" if b is not None and k >= b else "before the rule's phase II"
         return (f"{stage}; {phase}\ng = {h['g'][i, 0]:.3g}, ρ = {h['ratio'][i, 0]:.3g}, ρ_H = {h['rho_H'][i, 0]:.3g}, "
                 f"cos = {h['cos'][i, 0]:.2f}")

@@ -8,16 +8,7 @@ from ... import plots
 from ...claims import claim, log_rate_error, not_applicable
 from ...experiment import Experiment, dropdown, integer, real, select
 from .core import DIMS, PHASE_RATIO, experiment, fit_rate, hessian_modes, neg_log, rates
-from .views import (
-    distance_panel,
-    divergence_note,
-    fraction_text,
-    frames,
-    method_text,
-    nearest,
-    rows_state,
-    series,
-)
+from .views import distance_panel, divergence_note, fraction_text, frames, method_text, nearest, rows_state, series
 
 SEEDS = 5
 DEFAULTS = dict(d=20, scale=0.6, lr_fraction=0.6, batch=200, noise=0.0, method="sgd", steps=300, seed=0)
@@ -189,7 +180,7 @@ def claims(res: dict) -> list:
         last = s >= s[-1] - (s[-1] - s[0]) / 4
         # reached: where the last quarter starts, the noise-free prediction is already below half the floor
         i = int(np.argmax(last))
-        pred = res["prediction"]
+        pred = res["prediction_free"]
         if not bool(np.all(np.isfinite(pred[i])) and np.all(pred[i] < floor / 2)):
             out.append(not_applicable("2.1.floor", st, f"the run has not come down to the floor {floor:.2g} by its last "
                                       "quarter; run more steps"))

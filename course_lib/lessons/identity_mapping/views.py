@@ -36,8 +36,19 @@ def divergence_note(ax, res: dict) -> None:
     extra = ""
     if res.get("stable_step"):
         extra = f"\nη = {res['lr'] / res['stable_step']:.2g} × the stable step for {method_text(res)}"
-    ax.text(0.03, 0.04, f"diverged at step {k} ({who}){extra}", transform=ax.transAxes, fontsize=8,
-            color="crimson", va="bottom", bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
+    ax.text(0.03, 0.96, f"diverged at step {k} ({who}){extra}", transform=ax.transAxes, fontsize=8,
+            color="crimson", va="top", bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
+
+
+LOSS_FLOOR64 = 1e-16  # the closed-form loss is a difference of O(d^2) terms of size ~1: round-off from about here
+
+
+def loss_floor(ax, values) -> None:
+    """Mark float64's floor on a loss panel whose curves come near it (the loss below it is round-off)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if len(v) and v.min() < 1e3 * LOSS_FLOOR64:
+        ax.axhline(LOSS_FLOOR64, color="grey", lw=0.8, ls="-.", label="float64 round-off of L (about 10⁻¹⁶)")
 
 
 def distance_panel(ax, res: dict, *, members=None, worst_member: int | None = 0, labels=None) -> None:
@@ -60,9 +71,13 @@ def distance_panel(ax, res: dict, *, members=None, worst_member: int | None = 0,
                 continue
             keep = s >= k0
             ax.plot(s[keep], np.maximum(pred[keep, e], 1e-300), **plots.THEORY_STYLE,
-                    label="prediction: GD linearized at W*, from\nthe run's own error where stage 3 starts" if first else None)
+                    label=("prediction: linearized SGD at W*, from the run's\nown error where stage 3 starts, with label noise"
+                           if res.get("noise") and res["method"] == "sgd" else
+                           "prediction: GD linearized at W*, from\nthe run's own error where stage 3 starts")
+                    if first else None)
             first = False
-        if worst_member is not None and res["linear_start"][worst_member] is not None:
+        noisy = bool(res.get("noise")) and res["method"] == "sgd"
+        if worst_member is not None and res["linear_start"][worst_member] is not None and not noisy:
             k0 = res["linear_start"][worst_member]
             i0 = int(np.searchsorted(s, k0))
             ks = s[i0:]
@@ -85,8 +100,8 @@ def shade_stages(ax, res: dict, member: int = 0, *, labels: bool = False) -> Non
     spans = []
     if k1 is not None:
         spans.append((0, k1, 0, "1"))
-        if k3 is not None and k3 > k1:
-            spans.append((k1, k3, 1, "2"))
+        if k3 is None or k3 > k1:
+            spans.append((k1, end if k3 is None else k3, 1, "2"))
     if k3 is not None:
         spans.append((k3, end, 2, "3"))
     for a, b, c, name in spans:
