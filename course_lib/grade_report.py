@@ -83,7 +83,7 @@ def _svg_bars(counts: dict[int, int], title: str, xlabel: str, width: int = 320,
     """An inline SVG bar chart of {value: students}, each bar labelled with its count (no colour-only cue)."""
     keys = list(counts)
     top = max(counts.values(), default=0) or 1
-    left, bottom, right, head = 30, 34, 8, 18
+    left, bottom, right, head = 30, 34, 8, 30
     plot_w, plot_h = width - left - right, height - bottom - head
     bw = plot_w / max(1, len(keys))
     parts = [f'<svg role="img" width="{width}" height="{height}" '
@@ -101,6 +101,7 @@ def _svg_bars(counts: dict[int, int], title: str, xlabel: str, width: int = 320,
                      f'{html.escape(str(k))}</text>')
     parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" font-size="11" text-anchor="middle">'
                  f'{html.escape(xlabel)}</text>')
+    parts.append(f'<text x="{left}" y="11" font-size="12" font-weight="bold">{html.escape(title)}</text>')
     parts.append(f'<text x="10" y="{head + plot_h / 2:.1f}" font-size="11" text-anchor="middle" '
                  f'transform="rotate(-90 10 {head + plot_h / 2:.1f})">students</text></svg>')
     return "".join(parts)
@@ -139,13 +140,13 @@ def render_html(summary: dict, lesson: str, top: int = 8) -> str:
                  f"<th>most frequent failing check</th></tr>{rows}</table>")
     if totals:
         parts.append(_svg_bars({p: dist.get(p, 0) for p in range(best + 1)}, f"Total score of {len(totals)} students",
-                               f"total points (of {best})", width=max(320, 16 * (best + 1) + 40)))
+                               f"total points (of {best}; green: full marks)", width=max(320, 16 * (best + 1) + 40)))
     parts.append("</div>")
     for e in summary["exercises"]:
         n = e["class_size"]
         parts.append(f"<h2>Exercise {esc(e['exercise'])}</h2><div class='grid'>")
         parts.append(_svg_bars(e["points"], f"Exercise {e['exercise']}: points of {n} students",
-                               f"points (of {e['max_points']})"))
+                               f"points (of {e['max_points']}; green: full marks)"))
         st = "".join(f"<tr><td>{esc(s)}</td><td class='num'>{c}</td><td class='num'>{_pct(c / n) if n else '-'}</td></tr>"
                      for s, c in e["statuses"].items())
         parts.append(f"<table><tr><th>status</th><th>students</th><th>share</th></tr>{st}</table></div>")
@@ -160,7 +161,7 @@ def render_html(summary: dict, lesson: str, top: int = 8) -> str:
             parts.append("<h3>Most frequent failing checks</h3><table><tr><th>students</th><th>check and hint</th></tr>"
                          + "".join(items) + "</table>" + more)
         else:
-            parts.append("<p class='muted'>No check failed.</p>")
+            parts.append("<p class='muted'>No submitted answer failed a check (see the statuses for the others).</p>")
     parts.append("</body></html>")
     return "".join(parts)
 

@@ -64,6 +64,7 @@ CHECK_CALL = re.compile(r"""^\s*check\(\s*["'](\d+\.\d+)["']\s*,\s*([A-Za-z_][A-
 MAX_NOTEBOOK_BYTES = 50 << 20
 HEADROOM_MB = 128  # address space for the learner's own work on top of what the worker maps by itself
 STARTUP_TIMEOUT_S = 180.0  # the worker's own start (imports); not the student's time
+INTERRUPT_GRACE_S = 10.0  # a worker killed by the terminal's Ctrl-C: how long to wait for the run to stop
 WORKER_COMMAND = (sys.executable, "-m", "course_lib._grade_worker")  # + the socket's fd
 
 
@@ -199,6 +200,15 @@ class Worker:
             self.kill()
             if self.session is not None and self.session.stop.is_set():
                 raise _Stopped() from None
+            try:
+                code = self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                code = None
+            if self.session is not None and code is not None and -code in _STOP_SIGNALS:
+                # forked just as the terminal's Ctrl-C reached our process group (before the worker left it):
+                # the interrupt, not a failure; the main thread is about to stop the run
+                if self.session.stop.wait(INTERRUPT_GRACE_S):
+                    raise _Stopped() from None
             if isinstance(exc, _HandshakeTimeout):
                 raise GraderFailure(f"the grading worker did not start within {timeout:.0f} s (is the host overloaded?)") from None
             raise GraderFailure("the grading worker died while starting, before running any of the notebook: "
@@ -311,6 +321,9 @@ class Worker:
 
 class _HandshakeTimeout(Exception):
     pass
+
+
+_STOP_SIGNALS = {int(signal.SIGINT), int(signal.SIGTERM), int(getattr(signal, "SIGHUP", signal.SIGTERM))}
 
 
 class RemoteFunction:
@@ -581,10 +594,10 @@ _BRACKETS = re.compile(r"\[[^\[\]]*\]|\([^()]*\)|tensor\([^)]*\)")
 
 def _hint(message: str) -> str:
     """What a failure message tells the learner to fix, without the learner's own values (groups the class)."""
-    m = re.search(r"\bhint:\s*(.+)$", message, re.I | re.S)
+    m = re.search(r"\bhint:\s*(.+)$", message, re.I | re.M)  # to the end of its line
     if m:
         return " ".join(m.group(1).split())[:300]
-    gist = message
+    gist = message.strip().splitlines()[0] if message.strip() else ""
     for _ in range(3):
         gist = _BRACKETS.sub("…", gist)
     return " ".join(_NUMBER.sub("#", gist).split())[:200]
@@ -683,7 +696,7 @@ def _grade_exercise(worker: Worker, load: dict, ex: str, fname: str, pub: list, 
             row["failed"].append({"check": name, "hidden": is_hidden, "hint": _FAULT_HINTS.get(exc.status, exc.status),
                                   "fault": exc.status})
             row["details"].append(f"{label if is_hidden else name}: {exc.reason}")
-            row["reason"] = (f"{exc.status} in {label} of {ex}: {exc.reason}; {passed} of {len(checks)} checks had passed"
+            row["reason"] = (f"stopped at {label} of {ex}: {exc.reason}; {passed} of {len(checks)} checks had passed"
                              + (f", the {left} after it {'was' if left == 1 else 'were'} not run" if left else "")
                              + ("; the other exercises were graded in a fresh process" if more_after else ""))
             break
@@ -936,8 +949,8 @@ def grade_class(folder: str, lesson: str, outdir: str, *, jobs: int = 2, limits:
             if main_thread:
                 signal.signal(signal.SIGINT, old)
         left = len(todo) - counts["graded"]
-        raise Interrupted(f"interrupted: {counts['graded']} more students graded in this run, {left} not finished "
-                          f"(no row written for them); run the same command again to grade them") from None
+        raise Interrupted(f"interrupted: {counts['graded']} students finished in this run, {left} not finished (no row "
+                          "written for them); run the same command again to grade them") from None
     if counts["grader_errors"]:
         progress(f"warning: {counts['grader_errors']} students have rows marked '{GRADER_ERROR}' (a failure of the grader, "
                  "not of their notebooks): fix the cause and run the same command again to grade them")

@@ -199,6 +199,25 @@ def test_a_worker_that_cannot_start_is_the_graders_failure_and_a_rerun_grades_ag
     assert [(r["student"], r["exercise"], r["status"]) for r in rows] == [("alice", "99.1", "passed"), ("alice", "99.2", "passed")]
 
 
+def test_a_worker_killed_by_the_terminals_ctrl_c_while_starting_is_the_interrupt_not_a_failure(monkeypatch):
+    """Ctrl-C reaches the whole process group; a worker forked at that instant dies with SIGINT before it leaves
+    the group. That is the interrupt (no row), not a crash nor a grader error, once the run stops."""
+    monkeypatch.setattr(grading, "WORKER_COMMAND", (sys.executable, "-c", (
+        "import os, signal; signal.signal(signal.SIGINT, signal.SIG_DFL); os.kill(os.getpid(), signal.SIGINT)")))
+    monkeypatch.setattr(grading, "INTERRUPT_GRACE_S", 20.0)
+    session = grading.Session()
+    import threading
+
+    threading.Timer(1.0, session.interrupt).start()  # the main thread handles the signal a moment later
+    with pytest.raises(grading._Stopped):
+        grading.Worker(grading.Limits(), session)
+    assert session.scratch == set() and session.workers == set()
+    # the same death with no interrupt following is the grader's failure, said as such
+    monkeypatch.setattr(grading, "INTERRUPT_GRACE_S", 0.5)
+    with pytest.raises(grading.GraderFailure, match="died while starting.*signal SIGINT"):
+        grading.Worker(grading.Limits(), grading.Session())
+
+
 # ----------------------------------------------------------------------------------------------
 # settings refused up front
 # ----------------------------------------------------------------------------------------------

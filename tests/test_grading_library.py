@@ -138,8 +138,9 @@ def test_calling_the_library_answer_earns_nothing_for_that_exercise_only(tmp_pat
                                limits=grading.Limits(timeout_s=60, call_timeout_s=20), progress=lambda s: None)
     rows = {(r["student"], r["exercise"]): r for r in grading.read_gradebook(path)}
     assert (rows[("honest", "98.1")]["points"], rows[("honest", "98.1")]["status"]) == ("2", "passed")
-    for name in ["honest", *CHEATS]:
-        assert (rows[(name, "98.2")]["points"], rows[(name, "98.2")]["status"]) == ("1", "passed"), name  # restored
+    for name in ["honest", *CHEATS]:  # restored for 98.2 (but for the notebook that deleted the library's name itself)
+        assert (rows[(name, "98.2")]["points"], rows[(name, "98.2")]["status"]) == (
+            ("0", "failed") if name == "captured_then_deleted" else ("1", "passed")), name
     for name in CHEATS:
         r = rows[(name, "98.1")]
         assert (r["points"], r["status"]) == ("0", "failed"), (name, r)
