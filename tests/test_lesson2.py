@@ -29,8 +29,8 @@ INVITATIONS = [
                "step 0, so the rule finds no phase I at all (`2.2.threshold` fails)", "2.2",
                {"init": "minus_identity"},
                expect={"2.2.g-first": "fails", "2.2.wrong-way": "fails", "2.2.threshold": "fails"}),
-    Invitation("turn the rows further, angle 1.0, and run 1200 steps. Stage 1 looks the same, but the run never reaches "
-               "the linear regime (`2.2.converges` fails)", "2.2", {"angle": 1.0, "steps": 1200},
+    Invitation("turn the rows further, angle 1.0, and run 900 steps. Stage 1 looks the same, but the run never reaches "
+               "the linear regime (`2.2.converges` fails)", "2.2", {"angle": 1.0, "steps": 900},
                expect={"2.2.converges": "fails", "2.2.g-first": "holds", "2.2.wrong-way": "holds"}),
     Invitation("Set $d=30$: the same three stages, stage 2 longer, and every claim still holds.", "2.2", {"d": 30}),
     Invitation("Set $d=10$: here the vanilla net does find the teacher, up to a permutation of its columns "

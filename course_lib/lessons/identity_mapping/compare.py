@@ -12,7 +12,7 @@ from .views import divergence_note, fraction_text, loss_floor, method_text, near
 # ----------------------------------------------------------------------------------------------
 # Experiment 2.3: identity vs vanilla
 # ----------------------------------------------------------------------------------------------
-CMP_DEFAULTS = dict(d=20, scale=0.6, lr_fraction=0.6, method="sgd", steps=600, seed=0)
+CMP_DEFAULTS = dict(d=20, scale=0.6, lr_fraction=0.8, method="sgd", steps=300, seed=0)
 CMP_SEEDS = 3
 RECOVER = 100  # "the identity net's distance to the teacher falls more than 100-fold"
 LOSS_GAP = 100  # "the vanilla net's loss ends more than 100 times above the identity net's"
@@ -174,7 +174,7 @@ def compare_dashboard(**overrides):
 # ----------------------------------------------------------------------------------------------
 SWEEP_DIMS = DIMS
 SWEEP_SCALES = (0.3, 0.9)
-SWEEP_DEFAULTS = dict(lr_fraction=0.5, steps=600)
+SWEEP_DEFAULTS = dict(lr_fraction=0.7, steps=300)
 SWEEP_RATE_TOL = 0.05  # "within 5% in -log rate"
 SCALE_TOL = 0.10  # "the two scales' rates agree within 10%"
 

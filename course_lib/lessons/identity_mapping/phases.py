@@ -27,7 +27,7 @@ from .core import (
 from .views import (distance_panel, divergence_note, fraction_text, frames, loss_floor, method_text, nearest, rows_state,
                     series, shade_stages, symlog_steps)
 
-DEFAULTS = dict(init="rotated", scale=0.5, angle=0.7, lr_fraction=0.6, d=20, method="gd", steps=600, seed=0)
+DEFAULTS = dict(init="rotated", scale=0.5, angle=0.7, lr_fraction=0.6, d=20, method="gd", steps=450, seed=0)
 FEW = 10  # "in the first few steps": stage 1 ends within 10 steps
 STALL = 0.10  # "the distance changes by under 10%"
 LONGER = 20  # "stage 2 lasts over 20 times as long as stage 1"
@@ -292,10 +292,10 @@ EXPERIMENT = Experiment(
               "lr_fraction": real("step η / (2/λ_max(H))", DEFAULTS["lr_fraction"], 0.1, 0.9, 0.1),
               "d": select("dimension d", DEFAULTS["d"], DIMS),
               "method": dropdown("method", DEFAULTS["method"], ("gd", "sgd")),
-              "steps": select("steps", DEFAULTS["steps"], (300, 600, 1200)),
+              "steps": select("steps", DEFAULTS["steps"], (300, 450, 900)),
               "seed": integer("seed", DEFAULTS["seed"], 0, 20)},
     numbers=numbers, headline=headline, state=state, frames=frames, key_steps=key_steps, alt=alt,
-    reproduce={"default": {}, "minus_identity": {"init": "minus_identity"}, "angle1": {"angle": 1.0, "steps": 1200}},
+    reproduce={"default": {}, "minus_identity": {"init": "minus_identity"}, "angle1": {"angle": 1.0, "steps": 900}},
 )
 
 
