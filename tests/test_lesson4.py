@@ -31,7 +31,8 @@ INVITATIONS = [
                expect={"4.4.overlay": "fails", "4.4.kernel-still": "fails"}),
     Invitation("Raise $d'$ to 10: all losses fall by many decades", "4.4", {"d_sub": 10},
                expect={"4.4.not-lambda-min": "does not apply"}),
-    Invitation("Raise the width: what happens to the gap between the dashed", "4.4", {"width": 4096}),
+    *[Invitation("Change the width, from 64 to 4096: at every width each loss follows its own dashed line.", "4.4",
+                 {"width": w}) for w in (64, 4096)],
     Invitation("Set $d' = 2$: the counts drop to $k+1$.", "4.5", {"d_sub": 2}),
     *[Invitation("Choose softplus or sigmoid: $\\hat\\phi'(1)<1$", "4.6", {"activation": a}) for a in ("softplus", "sigmoid")],
     Invitation("Try gelu ($\\hat\\phi'(1)=1.07$): it climbs, slowly.", "4.6", {"activation": "gelu"}),
@@ -260,11 +261,11 @@ def _quad2d(act, rho, order=40, panels=8, L=9.0):
     return total
 
 
-@pytest.mark.parametrize("name,tol", [("relu", 1e-9), ("selu", 1e-5), ("elu", 1e-7), ("tanh", 1e-9), ("swish", 1e-9)])
-def test_gram_matches_direct_2d_quadrature(name, tol):
-    """Entries of G^inf for close and far points of a half circle (delta = 0.05) against 2-D quadrature.
-    Tolerance: the quadrature itself is good to ~1e-10; the lesson's series leaves ~3e-6 for SELU (its
-    remainder decays like p^-5/2 beyond 512 terms), ~2e-9 for ELU, exact or ~1e-16 otherwise."""
+@pytest.mark.parametrize("name", ["relu", "selu", "elu", "tanh", "swish"])
+def test_gram_matches_direct_2d_quadrature(name, tol=1e-9):
+    """Entries of G^inf (course_lib.kernels.gram_inf, through the lesson's gram_matrix) for close and far points of
+    a half circle (delta = 0.05) against 2-D quadrature. Tolerance: the quadrature itself is good to ~1e-10; the
+    kernel is exact for the kinked activations and within 1e-12 E[phi'^2] for the smooth ones."""
     X = data.half_circle(8, 0.05, dtype=torch.float64)
     G = ag.gram_matrix(X, name)
     R = (X @ X.T).numpy()
@@ -308,17 +309,20 @@ def test_closed_form_coefficients_match_quadrature(name):
     assert 0 <= tail < (0.003 if name != "elu" else 1e-9), tail
 
 
-def test_singular_part_closed_forms():
-    """The step and relu Hermite coefficients against course_lib's quadrature, and the kink jumps."""
-    s, r = ag.step_relu_coeffs(40)
-    np.testing.assert_allclose(s, get_activation("relu").hermite_coeffs(40), atol=1e-12)
-    a, m2 = ag.phi_hermite("relu", 40)
-    np.testing.assert_allclose(r, a, atol=1e-12)
-    assert abs(m2 - 0.5) < 1e-9
-    assert ag.kink_jumps("elu") == (0.0, pytest.approx(-1.0, abs=1e-12))
-    j1, j2 = ag.kink_jumps("selu")
-    assert j1 == pytest.approx(1.0507009873554805 * (1 - 1.6732632423543772))
-    assert j2 == pytest.approx(-1.0507009873554805 * 1.6732632423543772)
+def test_step_and_relu_coefficients_in_closed_form():
+    """The step's coefficients s_p = phi(0) h_{p-1}(0) / sqrt(p) (written out here) are ReLU's kinked_coeffs, and
+    relu's own coefficients a_p (phi_hermite, by quadrature) are s_{p-1} / sqrt(p) (Gaussian integration by parts)."""
+    num = 40
+    h0 = np.zeros(num)
+    for q in range(0, num, 2):
+        h0[q] = (-1) ** (q // 2) * math.sqrt(math.factorial(q)) / (2 ** (q // 2) * math.factorial(q // 2))
+    s = np.zeros(num)
+    s[0] = 0.5
+    s[1:] = h0[:-1] / math.sqrt(2 * math.pi) / np.sqrt(np.arange(1, num))
+    np.testing.assert_allclose(ag.kinked_coeffs("relu", num), s, atol=1e-15)
+    a, m2 = ag.phi_hermite("relu", num)
+    np.testing.assert_allclose(a[1:], s[:-1] / np.sqrt(np.arange(1, num)), atol=1e-12)
+    assert a[0] == pytest.approx(1 / math.sqrt(2 * math.pi)) and m2 == pytest.approx(0.5, abs=1e-9)
 
 
 def test_lower_bound_against_relu_closed_form():

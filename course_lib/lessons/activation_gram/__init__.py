@@ -14,8 +14,8 @@ from __future__ import annotations
 from .core import (ACTIVATIONS, COEFF_FLOOR, DEFAULT_ACTS, FLOOR_REL, KINKED, NUM_COEFFS, SMOOTH_ACTS,  # noqa: F401
                    THEORY_SLOPE, correlation, deep_gram, deep_grams, dual_correlation, dual_slope,
                    empirical_deep_grams, fit_power, floor_of, gram_batch, gram_from_correlation, gram_matrix,
-                   kink_jumps, kinked_coeffs, lower_bound, parity_slopes, phi_hermite, poly_space_dim, resolved,
-                   spectrum, step_relu_coeffs, style, upper_bound)
+                   kinked_coeffs, lower_bound, parity_slopes, phi_hermite, poly_space_dim, resolved, spectrum,
+                   style, upper_bound)
 from .depth import DEPTH, depth_experiment, dual_slope_table  # noqa: F401
 from .spectra import (COEFFICIENTS, DIMENSION, POLYNOMIAL, RANK_TOL, SEPARATION,  # noqa: F401
                       coefficients_experiment, dimension_experiment, polynomial_experiment, predicted_poly_rank,

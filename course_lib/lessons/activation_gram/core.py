@@ -7,7 +7,8 @@ infinite-width Gram ("G-matrix") is
 
 c_p the Hermite coefficients of phi' (orthonormal h_p = He_p / sqrt(p!)).
 
-* :func:`gram_matrix`: G^inf (the kink's singular part summed in closed form, see below).
+* :func:`gram_matrix`: G^inf, the library's exact :func:`course_lib.kernels.gram_inf` (kinked activations in
+  closed form, smooth ones by a series with a rigorous truncation bound); :func:`gram_batch` for many data sets.
 * :func:`kinked_coeffs`: c_p of the kinked activations in closed form, for any p (a recursion, exact).
 * :func:`lower_bound` (Hermite + Schur + Gershgorin) and :func:`upper_bound` (dimension count): the
   course's derivations (the paper's theorems are stated up to constants and are not reproduced here).
@@ -30,7 +31,7 @@ from ...activations import JUMP_D2PHI, JUMP_DPHI, SMOOTH, get_activation
 from ...runtime import make_generator
 
 f64 = torch.float64
-NUM_COEFFS = 512  # Hermite terms summed for the remainder of phi' (cached per activation by course_lib.activations)
+NUM_COEFFS = 512  # Hermite coefficients of the smooth activations used by the bounds and figure 4.1
 FLOOR_REL = 1e-12  # eigenvalues below this fraction of lambda_max are float64 noise
 COEFF_FLOOR = 1e-28  # activations.py zeroes |c_p| < 1e-14, so c_p^2 below this is not resolved
 KINKED = ("relu", "leaky_relu", "selu", "elu")
@@ -76,22 +77,14 @@ def smoothness(name: str) -> str:
 # Hermite coefficients in closed form
 # ----------------------------------------------------------------------------------------------
 PDF0 = 1 / math.sqrt(2 * math.pi)
-# phi'(z) = sum_k c_k exp(t_k z) 1[side_k z > 0] (side 0: all z) for the kinked activations
-_SELU_L, _SELU_A = 1.0507009873554805, 1.6732632423543772
-_PIECES = {
-    "relu": ((1.0, 0.0, 1),),
-    "leaky_relu": ((1.0, 0.0, 1), (0.1, 0.0, -1)),
-    "elu": ((1.0, 0.0, 1), (1.0, 1.0, -1)),
-    "selu": ((_SELU_L, 0.0, 1), (_SELU_L * _SELU_A, 1.0, -1)),
-}
 
 
 def _pieces(activation) -> tuple:
+    """phi'(z) = sum_k c_k exp(t_k z) 1[side_k z > 0] (side 0: all z), from course_lib.activations."""
     act = get_activation(activation)
-    pieces = getattr(act, "dphi_pieces", None) or _PIECES.get(act.name)
-    if pieces is None:
+    if act.dphi_pieces is None:
         raise ValueError(f"activation {act.name!r} has no closed-form phi' (choose one of {list(KINKED)})")
-    return tuple(pieces)
+    return tuple(act.dphi_pieces)
 
 
 @functools.lru_cache(maxsize=8)
@@ -160,39 +153,9 @@ def kinked_coeffs(activation, num: int) -> np.ndarray:
     return _kinked_coeffs_cached(get_activation(activation).name, size)[:num].copy()
 
 
-@functools.lru_cache(maxsize=8)
-def step_relu_coeffs(num: int) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form Hermite coefficients of the step 1[z > 0] and of relu(z) (orthonormal basis h_p):
-    s_0 = 1/2, s_p = phi(0) h_{p-1}(0) / sqrt(p); r_0 = phi(0), r_p = s_{p-1} / sqrt(p)."""
-    num = check_int("num", num, min_value=1)
-    s = _piece_coeffs(0.0, 1, num).copy()
-    r = np.zeros(num)
-    r[0] = PDF0
-    r[1:] = s[: num - 1] / np.sqrt(np.arange(1, num))
-    return s, r
-
-
-@functools.lru_cache(maxsize=None)
-def kink_jumps(activation) -> tuple[float, float]:
-    """(J1, J2): the jumps of phi' and of phi'' at the kink z = 0 (0.0 where there is none), exact."""
-    act = get_activation(activation)
-    if act.kink is None:
-        return 0.0, 0.0
-    pieces = _pieces(act)
-    j1 = sum(c * side for c, t, side in pieces)
-    j2 = sum(c * t * side for c, t, side in pieces)
-    return float(j1), float(j2)
-
-
 # ----------------------------------------------------------------------------------------------
-# The G-matrix
+# The G-matrix (course_lib.kernels: exact for the kinked activations, a bounded series for the smooth ones)
 # ----------------------------------------------------------------------------------------------
-def _singular_kernel(rho: torch.Tensor, theta: torch.Tensor, j1: float, j2: float) -> torch.Tensor:
-    """sum_p S_p^2 rho^p for S = J1 (step) + J2 (relu): the kink part of E[phi'(u) phi'(v)], closed form."""
-    return (j1 * j1 * (math.pi - theta) / (2 * math.pi) + j1 * j2 * (1 + rho) / math.sqrt(2 * math.pi)
-            + j2 * j2 * (torch.sin(theta) + (math.pi - theta) * rho) / (2 * math.pi))
-
-
 def _as_unit_rows(X) -> torch.Tensor:
     X = torch.as_tensor(X).to(f64).cpu()
     if X.ndim != 2:
@@ -203,82 +166,35 @@ def _as_unit_rows(X) -> torch.Tensor:
     return X / norms[:, None]
 
 
-def gram_matrix(X, activation, num_coeffs: int = NUM_COEFFS) -> torch.Tensor:
-    """G^inf_ij = sum_p c_p^2 rho_ij^(p+1) for the unit-norm rows of X (float64, CPU).
-
-    phi' = J1 1[z > 0] + J2 relu(z) + q(z), q continuously differentiable: the first two (the kink's
-    singular part) are summed in closed form (angles from :func:`course_lib.kernels.angles`), only the
-    remainder q term by term; its missing mass beyond ``num_coeffs`` goes on the highest power of each
-    parity (entries within ~3e-6 for SELU, ~2e-9 for ELU of a direct 2-D quadrature; ReLU exact)."""
-    act = get_activation(activation)
-    num_coeffs = check_int("num_coeffs", num_coeffs, min_value=1, max_value=2000)
-    X = _as_unit_rows(X)
-    R = (X @ X.T).clamp(-1.0, 1.0)
-    R.fill_diagonal_(1.0)
-    return gram_from_correlation(R, act, num_coeffs, theta=kernels.angles(X))
+def gram_matrix(X, activation) -> torch.Tensor:
+    """G^inf_ij = <x_i, x_j> E_w[phi'(w.x_i) phi'(w.x_j)] for the unit-norm rows of X (float64, CPU): a thin alias
+    of :func:`course_lib.kernels.gram_inf` (kept for the exercises' checks and the shared cases)."""
+    return kernels.gram_inf(_as_unit_rows(X), activation)
 
 
-def gram_from_correlation(R: torch.Tensor, activation, num_coeffs: int = NUM_COEFFS, *, theta=None) -> torch.Tensor:
-    """sum_p c_p^2 R^(p+1) for correlation matrices R (..., n, n) with unit diagonal, as :func:`gram_matrix`
-    (``theta``: the angles, arccos R by default)."""
-    act = get_activation(activation)
-    R = torch.as_tensor(R, dtype=f64)
-    c2 = act.hermite_coeffs(num_coeffs) ** 2
-    j1, j2 = kink_jumps(act)
-    if j1 or j2:
-        theta = torch.arccos(R.clamp(-1.0, 1.0)) if theta is None else theta
-        s, r = step_relu_coeffs(num_coeffs)
-        rem = c2 - (j1 * s + j2 * r) ** 2
-        G = R * _singular_kernel(R, theta, j1, j2)
-    else:
-        rem = c2
-        G = torch.zeros_like(R)
-    nonzero = np.flatnonzero(rem)
-    last = int(nonzero[-1]) + 1 if nonzero.size else 0  # smooth phi': c_p^2 underflows to 0 long before 512
-    acc = torch.zeros_like(R)
-    for p in range(last - 1, -1, -1):  # Horner: sum_p rem_p R^(p+1)
-        acc = acc * R + float(rem[p])
-    G = G + acc * R
-    # the remainder's terms p >= num_coeffs: their mass per parity (exact, E[phi'_even^2], E[phi'_odd^2] minus
-    # the singular part's, which splits evenly between parities) on the first power of that parity beyond
-    even_total, odd_total = _parity_moments(act.name)
-    sing_half = 0.5 * (0.5 * j1 * j1 + j1 * j2 * 2 * PDF0 + 0.5 * j2 * j2)
-    for parity, total in ((0, even_total), (1, odd_total)):
-        missing = (total - (sing_half if (j1 or j2) else 0.0)) - float(rem[parity::2].sum())
-        first = num_coeffs + ((parity - num_coeffs) % 2)
-        if abs(missing) > 1e-15:
-            G = G + missing * R.pow(first + 1)
-    return G
+def gram_batch(Xs: Sequence, activation) -> torch.Tensor:
+    """G^inf of several data sets of the same size at once, shape (len(Xs), n, n): <x_i, x_j> kappa(theta_ij)
+    with the library's kernel :func:`course_lib.kernels.dphi_kernel` and well-conditioned angles."""
+    X = torch.stack([_as_unit_rows(X) for X in Xs])
+    R = (X @ X.transpose(1, 2)).clamp(-1.0, 1.0)
+    R.diagonal(dim1=-2, dim2=-1).fill_(1.0)
+    return R * kernels.dphi_kernel(kernels.angles(X), activation)
 
 
-@functools.lru_cache(maxsize=None)
-def _parity_moments(activation) -> tuple[float, float]:
-    """E[phi'_even(z)^2], E[phi'_odd(z)^2] (z ~ N(0, 1)): the even/odd Hermite terms' total mass."""
-    act = get_activation(activation)
-    z, wz = _half_line_rule()
-    plus = act.dphi(torch.from_numpy(z)).numpy()
-    minus = act.dphi(torch.from_numpy(-z)).numpy()
-    even, odd = (plus + minus) / 2, (plus - minus) / 2
-    return float(2 * wz @ even**2), float(2 * wz @ odd**2)
+def gram_from_correlation(R: torch.Tensor, activation) -> torch.Tensor:
+    """sum_p c_p^2 R^(p+1) for a correlation matrix R (a deep net's layer): :func:`course_lib.kernels.gram_from_correlation`."""
+    return kernels.gram_from_correlation(R, activation)
 
 
 @functools.lru_cache(maxsize=1)
 def _half_line_rule() -> tuple[np.ndarray, np.ndarray]:
-    """Nodes on (0, 14] and weights including the N(0, 1) density: sum w f(z) ~ int_0^inf f(z) pdf(z) dz."""
+    """Nodes on (0, 14] and weights including the N(0, 1) density: sum w f(z) ~ int_0^inf f(z) pdf(z) dz
+    (the integrals of phi itself, split at the kink z = 0)."""
     x, w = np.polynomial.legendre.leggauss(50)
     edges = np.linspace(0.0, 14.0, 57)
     z = ((edges[:-1, None] + edges[1:, None]) / 2 + (edges[1:, None] - edges[:-1, None]) / 2 * x).ravel()
     wz = ((edges[1:, None] - edges[:-1, None]) / 2 * w).ravel() * np.exp(-0.5 * z * z) * PDF0
     return z, wz
-
-
-def gram_batch(Xs: Sequence, activation) -> torch.Tensor:
-    """G^inf of several data sets of the same size at once, shape (len(Xs), n, n)."""
-    act = get_activation(activation)
-    X = torch.stack([_as_unit_rows(X) for X in Xs])
-    R = (X @ X.transpose(1, 2)).clamp(-1.0, 1.0)
-    R.diagonal(dim1=-2, dim2=-1).fill_(1.0)
-    return gram_from_correlation(R, act, theta=kernels.angles(X))
 
 
 def spectrum(G: torch.Tensor) -> np.ndarray:
@@ -313,7 +229,7 @@ def lower_bound(activation, n: int, delta: float, *, slack: float = 1e-3) -> flo
     n = check_int("n", n, min_value=2)
     delta = check_float("delta", delta, min_value=0.0, max_value=math.sqrt(2), min_inclusive=False)
     q = 1.0 - 0.5 * delta * delta
-    N = max(1, int(math.ceil(math.log((n - 1) / slack) / -math.log(q)))) if q > 0 else 1
+    N = max(1, math.ceil(math.log((n - 1) / slack) / -math.log(q))) if q > 0 else 1
     if act.smoothness == SMOOTH:  # c_p^2 underflows long before p = 512 (the rest of the mass counts below)
         N = min(N, NUM_COEFFS)
         c2 = act.hermite_coeffs(NUM_COEFFS)[:N] ** 2

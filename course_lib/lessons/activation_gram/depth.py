@@ -98,8 +98,9 @@ def depth_claims(res: dict) -> list:
             rising = bool(np.all(np.diff(lam[first:]) > 0))
             short = res["depths"][-1] - res["depths"][first] < 4
             if short and climb < CLIMB:
-                out.append(not_applicable("4.6.depth-helps", st, f"only {res['depths'][-1] - res['depths'][first]} "
-                                          "layers above the floor: too few to see the climb (raise the depth)"))
+                above_n = res["depths"][-1] - res["depths"][first] + 1
+                out.append(not_applicable("4.6.depth-helps", st, f"only {above_n} depth{'s' if above_n > 1 else ''} "
+                                          "above the floor: too few to see the climb (raise the max depth)"))
             else:
                 ok = rising and climb >= CLIMB
                 out.append(claim("4.6.depth-helps", st, holds=ok, measured=climb, predicted=CLIMB,

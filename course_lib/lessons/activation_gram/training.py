@@ -243,8 +243,8 @@ def claims(res: dict) -> list:
                          why="" if not wrong else "out of order: " + ", ".join(
                              f"{a} ({fmt(_final(res, a))}) vs {b} ({fmt(_final(res, b))})" for a, b in wrong)))
     else:
-        out.append(not_applicable("4.4.rank", st, f"no two predictions differ by more than {RANK_MARGIN}×: "
-                                  "nothing to rank"))
+        out.append(not_applicable("4.4.rank", st, "select at least two activations to rank them" if len(acts) < 2 else
+                                  f"no two predictions differ by more than {RANK_MARGIN}×: nothing to rank"))
     # 4. lambda_min alone does not rank them
     lmin = {a: float(res["eigs_inf"][a][0]) for a in acts}
     inverted = [(a, b) for a, b in pairs if lmin[a] > lmin[b]]
@@ -257,8 +257,9 @@ def claims(res: dict) -> list:
                          tolerance=f"{a} (λmin {lmin[a]:.2g}) ends above {b} (λmin {lmin[b]:.2g})",
                          why="" if ok else f"{a} ends at {fmt(_final(res, a))}, below {b} at {fmt(_final(res, b))}"))
     else:
-        out.append(not_applicable("4.4.not-lambda-min", st, "here λmin ranks the selected activations the same way "
-                                  "as their predicted losses"))
+        out.append(not_applicable("4.4.not-lambda-min", st, "select at least two activations to compare them"
+                                  if len(acts) < 2 else "here λmin ranks the selected activations the same way as "
+                                  "their predicted losses"))
     # 5. which modes are fit at step k (the state panel)
     viol = {a: mode_violations(res, a) for a in acts}
     bad = sum(v for v, _ in viol.values())
@@ -371,7 +372,7 @@ def state(ax, res: dict):
         ax.plot(x, np.clip(res["eigs_inf"][a], lo, None), ls="--", lw=1, color=st["color"])
         h = res["history"][a]
         fsteps, feigs = _frames_of(h, "gram_eigs")
-        left, counts = mode_fit_state(res, a)
+        left, _ = mode_fit_state(res, a)
         share = np.abs(res["V0"][a].T @ res["y"]) / np.linalg.norm(res["y"])
         sizes = 12 + 110 * share**2 / max(float(np.max(share**2)), 1e-12)
         filled = ax.scatter([], [], s=[], marker=st["marker"], color=st["color"])
