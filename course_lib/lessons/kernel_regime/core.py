@@ -25,6 +25,7 @@ import torch
 from ... import data, kernels
 from ...activations import _quadrature_rule, get_activation
 from ...claims import FLOAT32_FLOOR
+from ...runtime import to_float64
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "softplus", "tanh", "swish", "erf", "sigmoid")
 LAYERS = ("first layer only", "both layers")
@@ -50,7 +51,7 @@ def output_kernel(X, activation="relu") -> torch.Tensor:
     :func:`course_lib.kernels.gram_hermite`).
     """
     act = get_activation(activation)
-    X = torch.as_tensor(X).to(torch.float64)
+    X = to_float64(torch.as_tensor(X))
     if act.name == "relu":
         return kernels.arccos1(X)
     kernels._check_unit_rows(X)
@@ -74,7 +75,7 @@ def output_kernel(X, activation="relu") -> torch.Tensor:
 
 def predicted_gram(X, activation="relu", train_output: bool = False) -> torch.Tensor:
     """The Gram matrix GD follows at infinite width: G^inf, plus :func:`output_kernel` if both layers train."""
-    G = kernels.gram_inf(torch.as_tensor(X).to(torch.float64), activation)
+    G = kernels.gram_inf(to_float64(torch.as_tensor(X)), activation)
     return G + output_kernel(X, activation) if train_output else G
 
 

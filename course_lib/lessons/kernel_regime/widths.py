@@ -17,7 +17,7 @@ import torch
 from ... import kernels, plots
 from ..._validate import check_float, check_int
 from ...claims import claim
-from ...experiment import Experiment, integer, real, select
+from ...experiment import Experiment, integer, log_record_steps, real, select
 from ...models import TwoLayer
 from ...runtime import get_device, scaled_steps
 from ...train import train
@@ -26,6 +26,7 @@ from .core import gram_metric, loglog_slope, neuron_movement, problem
 SWEEP_DEFAULTS = dict(max_width=4096, n=50, lr_fraction=0.5, seed=0, d=10, steps=100, seeds=4)
 MAX_WIDTHS = (1024, 4096, 16384)
 SLOPE_TOL = 0.1   # "like m^-1/2": a fitted slope within 0.1 of -1/2
+FRAMES = 20       # log-spaced steps at which the drift is recorded (the time control's frames)
 REFERENCE = 1024  # the first dashboard's default width
 
 
@@ -61,9 +62,9 @@ def width_experiment(max_width: int = SWEEP_DEFAULTS["max_width"], n: int = SWEE
     lr = lr_fraction * 2.0 / float(lam[-1])
     X, y = prob["X"].to(device), prob["y"].to(device)
     widths = [int(w) for w in widths] if widths is not None else sweep_widths(max_width)
-    record = sorted({0, 1, 2, 5, 10, 20, 50, steps} | {k for k in (100, 200) if k <= steps})
-    record = [k for k in record if k <= steps]
-    res = {"widths": [], "movement": [], "drift": [], "H0_dev": [], "final_loss": [], "lr": lr,
+    record = log_record_steps(steps, FRAMES)
+    res = {"widths": [], "movement": [], "drift": [], "H0_dev": [], "final_loss": [], "drift_path": [],
+           "movement_path": [], "record_steps": list(record), "lr": lr,
            "lr_fraction": lr_fraction, "steps": steps, "n": prob["X"].shape[0], "d": d, "seed": seed,
            "lambda_0": float(lam[0]), "lambda_max": float(lam[-1]), "partial": True}
     for m in widths:
@@ -76,6 +77,8 @@ def width_experiment(max_width: int = SWEEP_DEFAULTS["max_width"], n: int = SWEE
         res["widths"].append(m)
         res["movement"].append(hist["movement"][-1])
         res["drift"].append(np.nanmax(hist["gram"][:, :, 0], axis=0))
+        res["drift_path"].append(hist["gram"][:, :, 0])  # (records, networks): the time control replays it
+        res["movement_path"].append(hist["movement"])
         res["H0_dev"].append(torch.linalg.matrix_norm(H0 - H, 2).numpy())
         res["final_loss"].append(hist["loss"][-1])
         if live is not None and m != widths[-1]:
@@ -216,10 +219,52 @@ def draw(res: dict):
             right = max(right, c["width"])
     ax2.axhline(margin, color="black", linestyle="--", linewidth=1.3, label="λ₀/4: the margin the argument needs")
     ax2.plot([], [], color="0.3", linestyle=":", label="fitted line extended (extrapolation)")
+    allv = np.concatenate([np.concatenate(res[k]) for k in ("drift", "H0_dev")])
     ax2.set(xscale="log", yscale="log", xlabel="width m", ylabel="operator norm", xlim=(w[0] / 1.5, right * 1.5),
+            ylim=(min(margin, allv.min()) / 2, allv.max() * 2),
             title=f"the kernel against λ₀/4 (n = {res['n']})")
     ax2.legend(fontsize=7, loc="upper right")
     return fig
+
+
+def state(ax, res: dict):
+    """The drift ||H(k) - H(0)||_2 at step k for every width (points: each network; line: their mean) against
+    lambda_0 / 4, with ||H(0) - H^inf|| (dotted, fixed) for reference: which widths stay inside the margin, and when
+    the others leave it."""
+    w = np.asarray(res["widths"], float)
+    steps = np.asarray(res["record_steps"])
+    margin = res["lambda_0"] / 4
+    paths = res["drift_path"]
+    xs = np.concatenate([np.full(p.shape[1], m) for m, p in zip(w, paths)])
+    allv = np.concatenate([p[np.isfinite(p) & (p > 0)] for p in paths] + [np.concatenate(res["H0_dev"])])
+    ax.plot(w, means(res, "H0_dev"), color=plots.color(2), linestyle=":", marker=plots.marker(2), markersize=4,
+            label="‖H(0) − H∞‖ (fixed)")
+    ax.axhline(margin, color="black", linestyle="--", linewidth=1.3, label="λ₀/4")
+    dots = ax.scatter(xs, np.full(len(xs), np.nan), s=12, color=plots.color(3), alpha=0.45)
+    (line,) = ax.plot(w, np.full(len(w), np.nan), color=plots.color(3), marker=plots.marker(3), markersize=5,
+                      label="drift ‖H(k) − H(0)‖ at step k")
+    ax.set(xscale="log", yscale="log", xlabel="width m", ylabel="operator norm",
+           xlim=(w[0] / 1.5, w[-1] * 1.5), ylim=(min(margin, allv.min()) / 2, allv.max() * 2))
+    ax.legend(fontsize=7, loc="upper right")
+
+    def update(k: int):
+        i = int(np.clip(np.searchsorted(steps, k), 0, len(steps) - 1))
+        vals = [p[i] for p in paths]
+        dots.set_offsets(np.column_stack([xs, np.concatenate(vals)]))
+        line.set_data(w, [float(np.mean(v)) for v in vals])
+        return [dots, line]
+
+    return update
+
+
+def frames(res: dict) -> list[int]:
+    return [int(k) for k in res["record_steps"] if k > 0]
+
+
+def key_steps(res: dict) -> list[int]:
+    fr = frames(res)
+    near = lambda t: min(fr, key=lambda k: abs(k - t))  # noqa: E731
+    return sorted({fr[0], near(10), fr[-1]})
 
 
 def alt(res: dict) -> str:
@@ -234,7 +279,7 @@ EXPERIMENT = Experiment(
               "n": integer("samples n", SWEEP_DEFAULTS["n"], 20, 100, 10),
               "lr_fraction": real("step η × λmax/2", SWEEP_DEFAULTS["lr_fraction"], 0.05, 0.95, 0.05),
               "seed": integer("seed", SWEEP_DEFAULTS["seed"], 0, 20)},
-    numbers=numbers, headline=headline, alt=alt,
+    numbers=numbers, headline=headline, alt=alt, state=state, frames=frames, key_steps=key_steps,
     reproduce={"default": {}, "max16384": {"max_width": 16384}},
 )
 
