@@ -29,7 +29,7 @@ INVITATIONS = [
                "step 0, so the rule finds no phase I at all (`2.2.threshold` fails)", "2.2",
                {"init": "minus_identity"},
                expect={"2.2.g-first": "fails", "2.2.wrong-way": "fails", "2.2.threshold": "fails"}),
-    Invitation("turn the rows further, angle 1.0, and run 900 steps. Stage 1 looks the same, but the run never reaches "
+    Invitation("turn the rows further, angle 1.0, and run 900 steps. Stage 1 looks the same, but the run does not reach "
                "the linear regime (`2.2.converges` fails)", "2.2", {"angle": 1.0, "steps": 900},
                expect={"2.2.converges": "fails", "2.2.g-first": "holds", "2.2.wrong-way": "holds"}),
     Invitation("Set $d=30$: the same three stages, stage 2 longer, and every claim still holds.", "2.2", {"d": 30}),
@@ -209,6 +209,23 @@ def test_2_4_claims_fail_on_wrong_runs(default_runs):
     worst = _with(r, dist=dist)
     worst["linear_start"], worst["prediction"] = r["linear_start"], r["prediction"]
     assert verdicts(compare.claims_sweep({**res, "runs": [runs[0], worst, runs[2]]}))["2.4.worst-case"] == "fails"
+
+
+def test_permuted_minima_are_far_from_small_w():
+    """The summary's derivation: for every permutation P != I, ||P - I||_2 >= sqrt(3) (the smallest is a 3-cycle's),
+    so the permuted minimum (I + W*) P - I has spectral norm >= sqrt(3) - ||W*||_2 (checked for all P at d = 4, 5)."""
+    import itertools
+
+    for d in (4, 5):
+        W_star = data.identity_teacher(d, scale=0.6, seed=d, dtype=torch.float64).numpy()
+        norms = []
+        for perm in itertools.permutations(range(d)):
+            if perm == tuple(range(d)):
+                continue
+            P = np.eye(d)[:, perm]
+            norms.append(np.linalg.norm(P - np.eye(d), 2))
+            assert np.linalg.norm((np.eye(d) + W_star) @ P - np.eye(d), 2) >= math.sqrt(3) - 0.6 - 1e-12
+        assert min(norms) == pytest.approx(math.sqrt(3))
 
 
 # ---------------------------------------------------------------------------------------------- closed forms
@@ -440,3 +457,14 @@ def test_reproduce_writes_figures_numbers_and_claims(tmp_path, monkeypatch):
         assert (tmp_path / "lesson2" / entry["figure"]).stat().st_size > 10_000
         assert (tmp_path / "lesson2" / entry["state_figure"]).stat().st_size > 5_000
     assert (tmp_path / "lesson2" / "key_numbers.json").exists()
+
+
+def test_the_invited_large_rotation_stalls_as_the_text_says(full_length):
+    """'rho falls to about zero, the distance to the teacher grows again, and some rows are still far from their
+    teacher rows at the end'."""
+    res = phases.EXPERIMENT.execute(angle=1.0, steps=900).result
+    h = res["history"]
+    dist = h["dist"][:, 0]
+    assert abs(h["ratio"][-1, 0]) < 0.02
+    assert dist[-1] > 1.2 * dist.min() and h.steps[int(np.argmin(dist))] > 100
+    assert np.degrees(np.max(im.rows(res)["angle"][-1, 0])) > 45

@@ -197,6 +197,7 @@ def numbers(res: dict) -> dict:
     out = {"dimension d": res["d"], "method": method_text(res), "step η": res["lr"],
            "η / (2/λ_max(H))": res["lr_fraction"], "λ_min(H), λ_max(H)": list(res["lam"]),
            "stable step for this batch": res["stable_step"], "η / stable step": res["lr"] / res["stable_step"],
+           "stable step / GD's limit 2/λ_max(H)": res["stable_step"] / res["gd_limit"],
            "worst case max|1 − ηλ(H)|": res["worst_rate"], "steps": int(h.steps[-1]),
            "initial loss (per seed)": h["pop_loss"][0].tolist(), "final loss (per seed)": h["pop_loss"][-1].tolist(),
            "final ‖W − W*‖ (per seed)": h["dist"][-1].tolist(),
