@@ -43,10 +43,9 @@ _TAG = "_fake_mps"
 _INDEXING = {"__getitem__", "__setitem__", "index_put", "index_put_", "index_select"}
 
 # Lesson code that fails under the emulation (not the library's): "lesson:experiment id" -> reason with file:line.
-LESSON_FAULTS: dict[str, str] = {} if os.environ.get("SHOW_LESSON_FAULTS") else {
-    "1": "course_lib/lessons/kernel_regime/core.py:77 predicted_gram converts the data with "
-         "torch.as_tensor(X).to(torch.float64) (X is on the default device): use runtime.to_float64(X), or pass X "
-         "to kernels.gram_inf as it is (it applies the float64 rule)",
+LESSON_FAULTS: dict[str, str] = {
+    # none at present (lesson 1's predicted_gram, kernel_regime/core.py:77, converted device data with
+    # .to(torch.float64) until 9ee9626)
 }
 
 
@@ -238,7 +237,8 @@ def _experiment_cases():
             cases.append(pytest.param(lesson, None, marks=pytest.mark.skip(reason=f"lesson {lesson} does not import: {exc}")))
             continue
         for exp in exps:
-            marks = [pytest.mark.xfail(reason=LESSON_FAULTS[lesson], strict=False)] if lesson in LESSON_FAULTS else []
+            fault = LESSON_FAULTS.get(lesson) if not os.environ.get("SHOW_LESSON_FAULTS") else None
+            marks = [pytest.mark.xfail(reason=fault, strict=False)] if fault else []
             cases.append(pytest.param(lesson, exp.id, marks=marks, id=exp.id))
     return cases
 
