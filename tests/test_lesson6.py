@@ -347,7 +347,8 @@ def test_no_float64_conversion_of_device_tensors():
     root = os.path.dirname(core.__file__)
     for name in os.listdir(root):
         if name.endswith(".py"):
-            text = open(os.path.join(root, name)).read()
+            with open(os.path.join(root, name)) as f:
+                text = f.read()
             assert not re.search(r"\.double\(\)|\.to\(torch\.float64\)|\.to\(dtype=torch\.float64\)", text), name
 
 

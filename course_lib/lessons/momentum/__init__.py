@@ -20,9 +20,29 @@ from __future__ import annotations
 
 from ...experiment import Experiment, dropdown, real, select
 from . import maps, network, quadratic, width
-from .core import (DATASETS, FIT_HI, FIT_LO, LABELS, MAP_BETA, MAP_LR, METHODS, TOLERANCE, WIDTHS, best_tuning,
-                   classical_parameters, high_resolution_beta, linearized_residuals, measured_rate, min_norm_move,
-                   mode_coefficients, problem, quadratic_paths, rate_maps, stability_limit, steps_to_tolerance)
+from .core import (
+    DATASETS,
+    FIT_HI,
+    FIT_LO,
+    LABELS,
+    MAP_BETA,
+    MAP_LR,
+    METHODS,
+    TOLERANCE,
+    WIDTHS,
+    best_tuning,
+    classical_parameters,
+    high_resolution_beta,
+    linearized_residuals,
+    measured_rate,
+    min_norm_move,
+    mode_coefficients,
+    problem,
+    quadratic_paths,
+    rate_maps,
+    stability_limit,
+    steps_to_tolerance,
+)
 from .maps import experiment_map
 from .network import DEFAULTS, experiment
 from .quadratic import experiment_quadratic

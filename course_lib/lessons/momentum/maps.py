@@ -15,8 +15,17 @@ from ..._validate import check_float, check_int
 from ...claims import claim, fmt, log_rate_error, not_applicable
 from ...models import TwoLayer
 from . import network
-from .core import (COLORS, LABELS, MAP_BETA, MAP_LR, MARKERS, best_tuning, classical_parameters, gram64,
-                   high_resolution_beta, problem, rate_maps)
+from .core import (
+    LABELS,
+    MAP_BETA,
+    MAP_LR,
+    best_tuning,
+    classical_parameters,
+    gram64,
+    high_resolution_beta,
+    problem,
+    rate_maps,
+)
 
 DEFAULTS = dict(dataset="sphere", lr_fraction=1.0, beta=0.8, width=512, steps=200, seed=0)
 ODE_STEPS = np.linspace(0.02, 1.0, 50)  # eta x L along the high-resolution-ODE curve, eta <= 1/L
@@ -95,7 +104,7 @@ def claims(res: dict) -> list:
     err = max(abs(b["hb"]["rate"] - c["hb"]["rate"]), abs(b["nag"]["rate"] - c["nag_best"]["rate"]))
     order = c["hb"]["rate"] < c["nag_best"]["rate"] < c["nag"]["rate"]
     best = claim("6.2.best", "The best heavy ball (★, Polyak's tuning) beats the best NAG (◆), which beats Nesterov's "
-                 "standard tuning (●).", holds=bool(err < TUNING_TOL and order), measured=b["hb"]["rate"],
+                 "standard tuning (○).", holds=bool(err < TUNING_TOL and order), measured=b["hb"]["rate"],
                  predicted=c["hb"]["rate"], tolerance=f"numerical optimum within {TUNING_TOL:g} of the closed forms",
                  why=(f"numerical optima HB {fmt(b['hb']['rate'], 6)}, NAG {fmt(b['nag']['rate'], 6)} vs closed forms "
                       f"{fmt(c['hb']['rate'], 6)}, {fmt(c['nag_best']['rate'], 6)}"))

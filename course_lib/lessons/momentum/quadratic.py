@@ -12,7 +12,16 @@ import numpy as np
 from ... import plots, theory
 from ..._validate import check_float, check_int
 from ...claims import claim, fmt, log_rate_error, not_applicable
-from .core import COLORS, LABELS, MARKERS, METHODS, momentum_of, peak_rate, quadratic_paths, stability_limit
+from .core import (
+    COLORS,
+    LABELS,
+    MARKERS,
+    METHODS,
+    momentum_of,
+    peak_rate,
+    quadratic_paths,
+    stability_limit,
+)
 
 DEFAULTS = dict(lr_fraction=0.9, beta=0.8, kappa=25.0, steps=60)
 MODE_TOL = 0.02  # a simulated mode decays at its root modulus: within 2% in -log rate (the envelope fit)

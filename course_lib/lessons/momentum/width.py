@@ -18,7 +18,15 @@ from ...experiment import log_frames, log_record_steps
 from ...models import TwoLayer
 from ...runtime import get_device, scaled_steps, torch_threads
 from ...train import train
-from .core import COLORS, LABELS, MARKERS, METHODS, SHORT, min_norm_move, momentum_of, problem
+from .core import (
+    COLORS,
+    LABELS,
+    MARKERS,
+    METHODS,
+    SHORT,
+    min_norm_move,
+    problem,
+)
 
 DEFAULTS = dict(dataset="sphere", lr_fraction=1.0, beta=0.8, steps=100, seeds=2, seed=0)
 WIDTHS_EXCURSION = (32, 128, 512, 2048)
@@ -264,7 +272,7 @@ def frames(res: dict) -> list[int]:
 
 def key_steps(res: dict) -> list[int]:
     rec = res["record"]
-    pick = lambda t: min(rec, key=lambda k: abs(k - t))  # noqa: E731
+    pick = lambda t: min(rec, key=lambda k: abs(k - t))
     return sorted({pick(3), pick(15), rec[-1]})
 
 
