@@ -23,8 +23,10 @@ import importlib
 import os
 import resource
 import signal
+import site
 import struct
 import sys
+import sysconfig
 import types
 
 # Heavy imports happen before the lock-down (torch loads shared libraries through ctypes).
@@ -159,6 +161,11 @@ def _lock_down(scratch: str, memory_mb: int, cpu_s: int) -> tuple[dict, list[str
         "/sys/devices/system/cpu", "/etc/ssl", "/etc/localtime", "/dev/null", "/dev/urandom",
     })
     exact = {"/dev/null", "/dev/urandom", "/etc/localtime"}
+    # what the host says about itself (memory, CPUs, the container's limits): read-only, secret to no one
+    host_info = tuple(os.path.realpath(p) for p in ("/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/loadavg",
+                                                    "/proc/uptime", "/proc/version"))
+    host_prefixes = tuple(os.path.realpath(p) + os.sep for p in ("/sys/fs/cgroup", "/sys/devices/system/node"))
+    writes = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
     me = os.getpid()
     realpath = os.path.realpath
     scratch_prefix = os.path.realpath(scratch) + os.sep
@@ -173,6 +180,9 @@ def _lock_down(scratch: str, memory_mb: int, cpu_s: int) -> tuple[dict, list[str
                 HIDER.hits.append(HIDDEN_SOURCE)
                 raise PermissionError(f"grading sandbox: {p} defines a function that is this exercise's answer")
             if p in _exact or (p + os.sep).startswith(_allowed):
+                return
+            flags = args[2] if len(args) > 2 and isinstance(args[2], int) else writes
+            if not flags & writes and (p in host_info or (p + os.sep).startswith(host_prefixes)):
                 return
             raise PermissionError(f"grading sandbox: no access to {p}")
         if event == "function.__new__" and HIDER.codes:
@@ -203,6 +213,25 @@ def _lock_down(scratch: str, memory_mb: int, cpu_s: int) -> tuple[dict, list[str
 
     sys.addaudithook(hook)
     return applied, notes
+
+
+PRELOAD = ("matplotlib.pyplot", "statistics", "fractions", "decimal", "random", "typing", "dataclasses")
+
+
+def _unreadable_installation() -> list[str]:
+    """After dropping root: the folders of the installation the submission's user cannot read (imports of
+    modules not loaded before the lock-down then fail), said to the instructor."""
+    if os.geteuid() == 0:
+        return []
+    folders = {os.path.dirname(os.__file__), os.path.dirname(course_lib.__file__), sysconfig.get_paths()["purelib"],
+               *site.getsitepackages()}
+    bad = sorted(p for p in folders if not os.access(p, os.R_OK | os.X_OK))
+    if not bad:
+        return []
+    return [f"submissions run as an unprivileged user (uid {os.getuid()}) who cannot read {', '.join(bad)} (a parent folder "
+            "is not searchable by others, e.g. /root): a notebook can import only the modules loaded before the sandbox "
+            "locked down (numpy, torch, matplotlib, pyplot, course_lib's core). Install Python where others can read it, "
+            "make the folders searchable (chmod o+x), or grade as a user other than root"]
 
 
 def _is_hidden_source(path: str) -> bool:
@@ -404,18 +433,26 @@ def main() -> None:
     fd = int(sys.argv[1])
     scratch = os.getcwd()
     memory_mb, cpu_s = int(os.environ.get("COURSE_GRADE_MEMORY_MB", "3000")), int(os.environ.get("COURSE_GRADE_CPU_S", "120"))
+    answers = [n for n in os.environ.get("COURSE_GRADE_ANSWERS", "").split(",") if n]
     try:
         torch.set_num_threads(1)  # several workers share the cores; oversubscribed OpenMP threads crawl
         import matplotlib
 
         matplotlib.use("Agg")
+        for name in PRELOAD:  # what notebooks commonly import, while the whole installation is readable
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 - a missing optional module is the notebook's concern
+                pass
+        unresolved = HIDER.prepare(answers)  # imports the modules holding the answers, before the lock-down
         baseline = address_space_mb()
         applied, notes = _lock_down(scratch, memory_mb, cpu_s)
+        notes += _unreadable_installation()
     except BaseException as exc:  # noqa: BLE001 - the grader's own failure: say it, never blame the student
         _send(fd, {"op": "setup_failed", "error": f"{type(exc).__name__}: {exc}"[:500]})
         os._exit(70)
     _send(fd, {"op": "ready", "baseline_mb": baseline, "limits": {k: (list(v) if v else None) for k, v in applied.items()},
-               "notes": notes})
+               "notes": notes, "unresolved": unresolved})
     # from here on the student's code runs: its output goes nowhere (the grader read our start-up errors)
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)
@@ -426,7 +463,7 @@ def main() -> None:
         if msg is None or msg.get("op") == "exit":
             os._exit(0)
         if msg["op"] == "load":
-            unresolved = HIDER.prepare(msg.get("answers", []))
+            late = HIDER.prepare([n for n in msg.get("answers", []) if n not in HIDER.found and n not in answers])
             errors = []
             for i, src in enumerate(msg["cells"]):
                 try:
@@ -434,7 +471,7 @@ def main() -> None:
                 except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt included
                     errors.append({"cell": i + 1, "error": f"{type(exc).__name__}: {exc}"[:300]})
             names = [k for k, v in ns.items() if callable(v) and not k.startswith("__")]
-            _send(fd, {"ok": True, "cell_errors": errors, "functions": names, "unresolved": unresolved})
+            _send(fd, {"ok": True, "cell_errors": errors, "functions": names, "unresolved": late})
         elif msg["op"] == "exercise":
             HIDER.restore()
             try:

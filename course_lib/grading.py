@@ -154,7 +154,8 @@ class Session:
 class Worker:
     """One sandboxed process running one submission (started fresh after a fault)."""
 
-    def __init__(self, limits: Limits, session: Session | None = None, startup_timeout: float = STARTUP_TIMEOUT_S):
+    def __init__(self, limits: Limits, session: Session | None = None, startup_timeout: float = STARTUP_TIMEOUT_S,
+                 answers=()):
         self.limits, self.session = limits, session
         self.scratch = tempfile.mkdtemp(prefix="grade-")
         if session is not None:
@@ -171,6 +172,7 @@ class Worker:
                "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1", "COURSE_DEVICE": "cpu",
                "COURSE_GRADE_MEMORY_MB": str(int(limits.memory_mb)),
                "COURSE_GRADE_CPU_S": str(int(math.ceil(limits.timeout_s)) + 10),
+               "COURSE_GRADE_ANSWERS": ",".join(answers),  # looked up before the lock-down (see Hider.prepare)
                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))}
         try:
             self.proc = subprocess.Popen(
@@ -639,10 +641,11 @@ def grade_submission(path: str, exercises: dict[str, str], public: dict, hidden:
         for i, ex in enumerate(order):
             if worker is None or not load:
                 try:
-                    worker = worker or Worker(limits, session)
+                    worker = worker or Worker(limits, session, answers=answers)
                     load = worker.request({"op": "load", "cells": cells, "answers": answers}, limits.timeout_s)
-                    if load.get("unresolved"):
-                        raise GraderFailure("library answers that cannot be found in the sandbox: " + ", ".join(load["unresolved"]))
+                    unresolved = [*worker.ready.get("unresolved", []), *load.get("unresolved", [])]
+                    if unresolved:
+                        raise GraderFailure("library answers that cannot be found in the sandbox: " + ", ".join(unresolved))
                 except Abort as exc:
                     where = "while running the notebook again (after a fault in an earlier exercise)" if restarted else "while running the notebook"
                     rows += [_blank(e, maxp[e], exc.status, f"{where}: {exc.reason}" + ("; nothing after that point ran" if not restarted else ""))
@@ -757,8 +760,9 @@ def preflight(limits: Limits, solution: str, exercises: dict, public: dict, hidd
        full marks, or nothing is graded (a time limit too short for this host, a check that is wrong...).
     """
     limits.validate()
+    answers = sorted({n for ex in exercises for n in answered.get(ex, ())})
     try:
-        probe = Worker(limits, session)
+        probe = Worker(limits, session, answers=answers)
     except GraderFailure as exc:
         raise SetupError(f"the grading worker cannot start on this host: {exc}") from None
     ready = probe.ready
