@@ -379,12 +379,14 @@ def check_memory(need: float, what: str, *, device=None, fix: str = "") -> None:
 
 
 def info() -> dict[str, str]:
-    """Versions and devices, as shown by ``python -m course_lib info`` and the tour lesson."""
+    """Versions and devices, as shown by ``python -m course_lib info`` and the tour lesson. A bad environment
+    knob raises its ValueError here first (:func:`check_environment`)."""
     import platform
 
     import matplotlib
     import numpy
 
+    check_environment()
     out = {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -225,6 +225,12 @@ def test_check_environment_reports_each_bad_knob(monkeypatch, name, value):
         runtime.check_environment()
 
 
+def test_info_reports_a_bad_knob_first(monkeypatch):
+    monkeypatch.setenv("COURSE_MEMORY_MB", "lots")
+    with pytest.raises(ValueError, match=r"^\$COURSE_MEMORY_MB='lots' is not valid: COURSE_MEMORY_MB must be a memory budget"):
+        runtime.info()
+
+
 def test_check_environment_values(monkeypatch):
     for name in runtime.ENV_KNOBS:
         monkeypatch.delenv(name, raising=False)
