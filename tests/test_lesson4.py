@@ -435,6 +435,27 @@ def test_training_drift_is_the_operator_norm_of_the_gram_change(fast):
     np.testing.assert_allclose(h["gram_eigs"][-1, 0], torch.linalg.eigvalsh(GT).numpy(), rtol=1e-9, atol=1e-15)
 
 
+def test_stacked_nets_match_one_two_layer_net_each():
+    """StackedTwoLayer (all activations in one train call) against course_lib.models.TwoLayer, net by net: outputs,
+    losses and gradients (TwoLayer's gradient is itself checked against autograd in test_models)."""
+    acts = ("relu", "elu", "tanh", "swish")
+    X = data.subspace_data(8, 10, 3, seed=1, dtype=torch.float64)
+    y = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(0)
+    params = {"W": torch.randn(4, 64, 10, generator=gen, dtype=torch.float64),
+              "a": torch.randn(4, 64, generator=gen, dtype=torch.float64)}
+    stacked = ag.training.StackedTwoLayer(64, acts)
+    loss, grads, u = stacked.loss_and_grad(params, X, y)
+    np.testing.assert_allclose(stacked.apply(params, X).numpy(), u.numpy(), rtol=1e-13)
+    for e, a in enumerate(acts):
+        net, p = stacked.member(params, e)
+        ref_loss, ref_grads, ref_u = TwoLayer(64, a).loss_and_grad(p, X, y)
+        assert net.activation.name == a
+        np.testing.assert_allclose(u[e].numpy(), ref_u[0].numpy(), rtol=1e-12)
+        np.testing.assert_allclose(float(loss[e]), float(ref_loss[0]), rtol=1e-12)
+        np.testing.assert_allclose(grads["W"][e].numpy(), ref_grads["W"][0].numpy(), rtol=1e-10, atol=1e-14)
+
+
 def test_training_runs_the_mps_case_signature():
     """/work/shared/cases/c04_mps_float64.py calls training_experiment(steps=20)."""
     res = ag.training_experiment(steps=20)

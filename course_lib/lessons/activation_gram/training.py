@@ -35,7 +35,7 @@ from ...claims import claim, fmt, not_applicable
 from ...experiment import Experiment, integer, log_frames, log_record_steps, multi, select
 from ...models import TwoLayer
 from ...runtime import float64_device, get_device, make_generator, scaled_steps
-from ...train import train
+from ...train import History, train
 from .core import ACTIVATIONS, check_acts, floor_of, gram_matrix, spectrum, style
 
 f64 = torch.float64
@@ -48,6 +48,7 @@ OVERLAY_FACTOR = 1.2  # "within 20%"
 RANK_MARGIN = 1.5  # pairs whose G^inf predictions differ by more than 1.5x must keep their order
 MODE_SHARE = 0.05  # modes carrying at least 5% of ||y|| (in norm) count in the "which modes are fit" claim
 FIT_LEFT = math.exp(-1)  # a mode is "fit" once less than 1/e of its label component is left
+FRAMES = 30  # log-spaced records: the loss curve's points and the time slider's frames
 
 
 def _antisymmetric(params: dict, alpha: float) -> dict:
@@ -59,26 +60,66 @@ def _antisymmetric(params: dict, alpha: float) -> dict:
     return {"W": W, "a": a * alpha}
 
 
-def _frame_metrics(frames: set[int], alpha: float, n: int):
-    """Metrics recorded at the time slider's frames (NaN elsewhere): the Gram matrix G(k) = H(k) / alpha^2
-    (n x n) and the fraction of pre-activations that changed sign since the start (ReLU's activation
-    patterns); at every record, the residual u - y."""
-    def gram(params, ctx):
-        if ctx.step not in frames:
-            return torch.full((1, n, n), float("nan"))
-        return kernels.empirical_gram(ctx.model, params, ctx.X).cpu() / alpha**2
+class StackedTwoLayer:
+    """E two-layer nets trained together, net e with activation ``activations[e]``: the same model as
+    :class:`course_lib.models.TwoLayer` (first layer trained, square loss (1/2)||u - y||^2), batched over the
+    activations so that one ``train`` call runs them all (a TwoLayer holds a single activation). The tests check
+    its loss and gradient against TwoLayer's, net by net."""
 
-    def flips(params, ctx):
-        if ctx.step not in frames:
-            return torch.full((1,), float("nan"))
-        now = ctx.X @ params["W"][0].T >= 0
-        start = ctx.X @ ctx.params0["W"][0].T >= 0
-        return (now != start).to(f64).mean()[None]
+    names = ("W", "a")
+    trainable = ("W",)
+    loss_kind = "half_sum"
 
-    def residual(params, ctx):
-        return ctx.model.apply(params, ctx.X) - ctx.y
+    def __init__(self, width: int, activations: Sequence[str]):
+        self.width = check_int("width", width, min_value=1)
+        self.nets = [TwoLayer(width, a) for a in activations]
 
-    return {"gram": gram, "flips": flips, "residual": residual}
+    def _phi(self, pre: torch.Tensor, derivative: bool = False) -> torch.Tensor:
+        fns = [(net.activation.dphi if derivative else net.activation.phi) for net in self.nets]
+        return torch.stack([f(pre[e]) for e, f in enumerate(fns)])
+
+    def apply(self, params, X) -> torch.Tensor:
+        X = X.to(params["W"])
+        pre = torch.matmul(X, params["W"].transpose(1, 2))  # (E, n, m)
+        return torch.matmul(self._phi(pre), params["a"].unsqueeze(-1)).squeeze(-1) / math.sqrt(self.width)
+
+    def loss_and_grad(self, params, X, y):
+        W, a = params["W"], params["a"]
+        X = X.to(W)
+        scale = 1.0 / math.sqrt(self.width)
+        pre = torch.matmul(W, X.T)  # (E, m, n)
+        u = torch.matmul(a.unsqueeze(1), self._phi(pre)).squeeze(1) * scale  # (E, n)
+        r = u - y
+        coef = self._phi(pre, derivative=True) * r.unsqueeze(1)  # phi'(w_r . x_i) r_i
+        grad = torch.matmul(coef, X) * (a * scale).unsqueeze(-1)  # dL/dw_r = (a_r / sqrt m) sum_i r_i phi' x_i
+        return 0.5 * (r * r).sum(1), {"W": grad}, u
+
+    def member(self, params, e: int) -> tuple[TwoLayer, dict]:
+        """Net e as a TwoLayer and its parameters (for course_lib.kernels.empirical_gram)."""
+        return self.nets[e], {k: v[e:e + 1] for k, v in params.items()}
+
+
+def _snapshot(params, ctx):
+    """Metric: the first-layer weights at a record (every record is a time-slider frame); the Gram matrices,
+    residuals and flipped patterns at the frames are computed from them afterwards, in one batched call."""
+    return params["W"].detach().clone()
+
+
+def _replay(model, hist, alpha: float, X: torch.Tensor, y: torch.Tensor, G0: torch.Tensor) -> None:
+    """From the recorded weights: G(k) = H(k) / alpha^2 (records, 1, n, n), its spectrum and drift ||G(k) - G(0)||_2,
+    the residual u(k) - y and the fraction of pre-activations whose sign changed since the start (ReLU's
+    activation patterns), stored as metrics of ``hist`` (the weights themselves are dropped)."""
+    W = torch.as_tensor(hist.metrics.pop("W")[:, 0], dtype=f64, device=X.device)  # (frames, m, d)
+    a = hist.params0["a"].to(f64).expand(W.shape[0], -1)
+    frames = {"W": W, "a": a}
+    Gk = (kernels.empirical_gram(model, frames, X) / alpha**2).cpu().numpy()
+    hist.metrics["gram"] = Gk[:, None]
+    hist.metrics["gram_eigs"] = np.linalg.eigvalsh(0.5 * (Gk + np.swapaxes(Gk, 1, 2)))[:, None]
+    hist.metrics["drift"] = np.linalg.norm(Gk - G0.numpy()[None], ord=2, axis=(1, 2))[:, None]
+    with torch.no_grad():
+        hist.metrics["residual"] = (model.apply(frames, X) - y).cpu().numpy()[:, None]
+        signs = model.preactivations(frames, X) >= 0  # (frames, n, m)
+    hist.metrics["flips"] = (signs != signs[:1]).to(f64).mean(dim=(1, 2)).cpu().numpy()[:, None]
 
 
 def training_experiment(activations: Sequence[str] = TRAIN_ACTS, d_sub: int = 2, width: int = 512,
@@ -107,7 +148,7 @@ def training_experiment(activations: Sequence[str] = TRAIN_ACTS, d_sub: int = 2,
     grams = {a: gram_matrix(X, a) for a in acts}
     eigs = {a: spectrum(G) for a, G in grams.items()}
     lr = lr_fraction * 2.0 / max(float(e[-1]) for e in eigs.values())
-    frames = set(log_record_steps(steps, 40))
+    frames = set(log_record_steps(steps, FRAMES))
     record = sorted(frames)  # log-spaced: the fast start and the slow end both get records
     Xd, yd = X.to(dev), y.to(dev)
     res = {"kind": "training", "partial": True, "acts": acts, "n": n, "d": d, "d_sub": d_sub, "width": width,
@@ -117,26 +158,31 @@ def training_experiment(activations: Sequence[str] = TRAIN_ACTS, d_sub: int = 2,
     # the loss cannot be set finer than about eps x alpha sqrt(m) / eta per point: the step's resolution in
     # float64 (the course's estimate; measured floors sit 10-1000x below it)
     res["floor"] = 0.5 * n * (np.finfo(np.float64).eps * alpha * math.sqrt(width) / lr) ** 2
-    for i, a in enumerate(acts):
-        model = TwoLayer(width, a)
-        params = _antisymmetric(model.init(d, seed=seed, device=dev, dtype=f64), alpha)
-        G0 = kernels.empirical_gram(model, params, Xd)[0].cpu() / alpha**2
-        u0 = model.apply(params, Xd)[0].cpu()
-        r0 = u0 - y
-        hist = train(model, params, Xd, yd, steps=steps, lr=lr / alpha**2, record_steps=record, progress=False,
-                     metrics=_frame_metrics(frames, alpha, n))
-        Gk = hist["gram"][:, 0]  # (records, n, n); every record is a frame
-        hist.metrics["gram_eigs"] = np.linalg.eigvalsh(0.5 * (Gk + np.swapaxes(Gk, 1, 2)))[:, None]
-        hist.metrics["drift"] = np.linalg.norm(Gk - G0.numpy()[None], ord=2, axis=(1, 2))[:, None]
-        lam0, V0, coef = theory.linearized_modes(G0, r0, lr, steps)
+    # one initialization (seed) for every activation, trained together
+    base = _antisymmetric(TwoLayer(width).init(d, seed=seed, device=dev, dtype=f64), alpha)
+    params = {k: v.expand(len(acts), *v.shape[1:]).clone() for k, v in base.items()}
+    model = StackedTwoLayer(width, acts)
+    G0s = [kernels.empirical_gram(*model.member(params, e), Xd)[0].cpu() / alpha**2 for e in range(len(acts))]
+    u0s = model.apply(params, Xd).cpu()
+    hist = train(model, params, Xd, yd, steps=steps, lr=lr / alpha**2, record_steps=record, progress=False,
+                 metrics={"W": _snapshot})
+    W = hist.metrics.pop("W")
+    for e, a in enumerate(acts):
+        net, _ = model.member(params, e)
+        h = History(steps=hist.steps, metrics={k: v[:, e:e + 1] for k, v in hist.metrics.items()},
+                    params={k: v[e:e + 1] for k, v in hist.params.items()},
+                    params0={k: v[e:e + 1] for k, v in hist.params0.items()},
+                    diverged_at=hist.diverged_at[e:e + 1], message=hist.message, config=dict(hist.config))
+        h.metrics["W"] = W[:, e:e + 1]
+        _replay(net, h, alpha, Xd, yd, G0s[e])
+        r0 = u0s[e] - y
+        lam0, V0, coef = theory.linearized_modes(G0s[e], r0, lr, steps)
         _, _, coef_inf = theory.linearized_modes(grams[a], r0, lr, steps)
-        res["history"][a] = hist
-        res["G0"][a], res["lam0"][a], res["V0"][a], res["pred_coef"][a] = G0.numpy(), lam0, V0, coef
+        res["history"][a] = h
+        res["G0"][a], res["lam0"][a], res["V0"][a], res["pred_coef"][a] = G0s[e].numpy(), lam0, V0, coef
         res["prediction"][a] = 0.5 * (coef**2).sum(1)
         res["prediction_inf"][a] = 0.5 * (coef_inf**2).sum(1)
-        res["u0"][a] = u0.numpy()
-        if live is not None and i < len(acts) - 1:
-            live(dict(res))
+        res["u0"][a] = u0s[e].numpy()
     res["partial"] = False
     return res
 
@@ -405,7 +451,7 @@ def state(ax, res: dict):
 
 
 def frames(res: dict) -> list[int]:
-    return log_frames(res["frames"], 40)
+    return log_frames(res["frames"], FRAMES)
 
 
 def key_steps(res: dict) -> list[int]:
