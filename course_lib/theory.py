@@ -199,7 +199,8 @@ def relu_sum_loss(c, U, c_star, V, *, grad: bool = True):
     c_star = torch.as_tensor(c_star, dtype=U.dtype, device=U.device)
     for name, t in (("U", U), ("V", V), ("c", c), ("c_star", c_star)):
         if t.ndim == 0 or (name in ("U", "V") and t.ndim < 2):
-            raise ValueError(f"{name} must have shape {'(..., p, d)' if name in ('U', 'V') else '(..., p)'}; got {tuple(t.shape)}")
+            want = "(..., p, d)" if name in ("U", "V") else "(..., p)"
+            raise ValueError(f"{name} must have shape {want}; got {tuple(t.shape)}")
         if not bool(torch.isfinite(t.detach()).all()):
             raise ValueError(f"{name} contains NaN or infinite entries; all entries must be finite")
     if U.shape[-1] != V.shape[-1] or c.shape[-1] != U.shape[-2] or c_star.shape[-1] != V.shape[-2]:

@@ -454,6 +454,7 @@ def test_kink_jumps_vs_one_sided_differences(name):
 @pytest.mark.parametrize("name", sorted(KINKED))
 def test_pieces_second_moment_vs_quad(name):
     ref, err = quad_gauss(lambda z: float(REF_DPHI[name](np.float64(z))) ** 2)
+    assert err < 1e-12
     assert get_activation(name).dphi_second_moment() == pytest.approx(ref, rel=1e-13, abs=1e-14)
 
 

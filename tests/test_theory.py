@@ -450,7 +450,7 @@ def _singular_gram() -> tuple[np.ndarray, float, float]:
 
 
 def test_du_bound_accepts_a_rounded_zero_lambda0():
-    H, lam0, lam_max = _singular_gram()
+    _, lam0, lam_max = _singular_gram()
     assert abs(lam0) < 1e-14 * lam_max  # a rounded 0 (its sign is rounding)
     for lam in (lam0, -abs(lam0) - 1e-17, -1e-13 * lam_max):
         out = T.du_bound(1.0, lam, 1.0 / lam_max, 5)
@@ -528,7 +528,7 @@ def test_degenerate_input_names_the_parameter(name, call):
 def test_psd_spectrum_takes_rounding_as_zero():
     from course_lib import kernels as K
 
-    H, lam0, lam_max = _singular_gram()
+    H, _, lam_max = _singular_gram()
     ev = K.psd_spectrum(H)
     assert float(ev[0]) >= 0.0 and float(ev[0]) < 1e-14 * lam_max
     raw = K.spectrum(H)
