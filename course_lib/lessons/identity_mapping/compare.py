@@ -27,7 +27,7 @@ def run_compare(d=CMP_DEFAULTS["d"], scale=CMP_DEFAULTS["scale"], lr_fraction=CM
     lam = hessian_modes(int(d), 0.6, 1000 + int(seed))[0]
     lr = lr_fraction * 2.0 / float(lam[-1])
     kw = dict(d=d, init="gaussian", scale=scale, teacher_scale=0.6, lr=lr, batch=200, steps=steps, method=method,
-              seeds=CMP_SEEDS, seed=seed, records=50)
+              seeds=CMP_SEEDS, seed=seed, records=30)
     ident = experiment(identity=True, live=None if live is None else lambda p: live({"identity": p, "partial": True}), **kw)
     ident["lr_fraction"] = lr_fraction
     van = experiment(identity=False, prediction=False, **kw)
@@ -186,7 +186,7 @@ def run_sweep(lr_fraction=SWEEP_DEFAULTS["lr_fraction"], steps=SWEEP_DEFAULTS["s
     for d in SWEEP_DIMS:
         lam = hessian_modes(int(d), 0.6, 1000 + seed)[0]
         r = experiment(d=int(d), init="gaussian", scales=SWEEP_SCALES, lr=lr_fraction * 2.0 / float(lam[-1]),
-                       steps=steps, method="gd", seed=seed, records=50)
+                       steps=steps, method="gd", seed=seed, records=30)
         r["lr_fraction"] = lr_fraction
         runs.append(r)
         if live is not None and d != SWEEP_DIMS[-1]:

@@ -323,8 +323,9 @@ def _validate(d, init, scale, teacher_scale, lr, batch, steps, method, seeds, an
 
 
 def record_steps(steps: int, records: int, early_steps: int = 0) -> list[int]:
-    """Log-spaced (the fast start) and evenly spaced (rate fits) steps, and every step up to ``early_steps``."""
-    out = set(log_record_steps(steps, 40)) | set(range(0, steps + 1, max(1, steps // records)))
+    """About ``records`` evenly spaced steps (rate fits), as many log-spaced ones (the fast start, the time slider's
+    early frames), and every step up to ``early_steps``."""
+    out = set(log_record_steps(steps, records)) | set(range(0, steps + 1, max(1, steps // records)))
     out |= set(range(min(early_steps, steps) + 1)) | {steps}
     return sorted(out)
 
@@ -332,7 +333,7 @@ def record_steps(steps: int, records: int, early_steps: int = 0) -> list[int]:
 def experiment(d: int = DEFAULTS["d"], init: str = DEFAULTS["init"], scale: float = DEFAULTS["scale"],
                teacher_scale: float = DEFAULTS["teacher_scale"], identity: bool = True, lr: float = DEFAULTS["lr"],
                batch: int = DEFAULTS["batch"], steps: int = DEFAULTS["steps"], method: str = DEFAULTS["method"],
-               seeds: int = DEFAULTS["seeds"], seed: int = 0, angle: float = DEFAULTS["angle"], records: int = 60,
+               seeds: int = DEFAULTS["seeds"], seed: int = 0, angle: float = DEFAULTS["angle"], records: int = 40,
                prediction: bool = True, scales=None, early_steps: int = 0, noise: float = 0.0, device=None,
                live=None) -> dict:
     """Train ``seeds`` students (one ensemble) from W_0 of kind ``init`` against the teacher W*

@@ -42,7 +42,7 @@ def run(init=DEFAULTS["init"], scale=DEFAULTS["scale"], angle=DEFAULTS["angle"],
     lam = hessian_modes(int(d), 0.6, 1000 + int(seed))[0]
     lr = lr_fraction * 2.0 / float(lam[-1])
     res = experiment(d=d, init=init, scale=scale, angle=angle, teacher_scale=0.6, lr=lr, steps=steps, method=method,
-                     seeds=1, seed=seed, batch=200, early_steps=min(EARLY_STEPS, 12), records=60, live=live)
+                     seeds=1, seed=seed, batch=200, early_steps=min(EARLY_STEPS, 12), records=50, live=live)
     res["lr_fraction"] = lr_fraction
     if not res.get("partial"):
         h = res["history"]
