@@ -218,6 +218,37 @@ def test_a_worker_killed_by_the_terminals_ctrl_c_while_starting_is_the_interrupt
         grading.Worker(grading.Limits(), grading.Session())
 
 
+def test_an_installation_the_submissions_user_cannot_read_is_said(monkeypatch):
+    """Graded as root, submissions run as nobody; Python under /root (mode 700) is then unreadable to them."""
+    stdlib = os.path.dirname(os.__file__)
+    monkeypatch.setattr(W.os, "geteuid", lambda: 65534)
+    monkeypatch.setattr(W.os, "access", lambda p, mode: p != stdlib)
+    notes = W._unreadable_installation()
+    assert len(notes) == 1 and f"cannot read {stdlib}" in notes[0] and "grade as a user other than root" in notes[0]
+    monkeypatch.setattr(W.os, "access", lambda p, mode: True)
+    assert W._unreadable_installation() == []
+
+
+@pytest.mark.slow
+def test_the_sandbox_lets_the_library_read_what_the_host_says_about_itself_and_nothing_more():
+    w = grading.Worker(grading.Limits())
+    try:
+        load = w.request({"op": "load", "answers": [], "cells": [
+            "from course_lib import runtime\n"
+            "def memory():\n    return runtime.available_memory()\n"
+            "def write_meminfo():\n    open('/proc/meminfo', 'a')\n"
+            "def read_passwd():\n    return open('/etc/passwd').read()\n"]}, 60)
+        assert load["cell_errors"] == []
+        call = lambda name: w.request({"op": "call", "name": name, "args": [], "kwargs": {}}, 60)  # noqa: E731
+        mem = call("memory")
+        assert mem["ok"] and (mem["value"] is None or mem["value"] > 0)
+        for name, path in (("write_meminfo", "/proc/meminfo"), ("read_passwd", "/etc/passwd")):
+            r = call(name)
+            assert not r["ok"] and r["error"] == f"PermissionError: grading sandbox: no access to {path}"
+    finally:
+        w.close()
+
+
 # ----------------------------------------------------------------------------------------------
 # settings refused up front
 # ----------------------------------------------------------------------------------------------
