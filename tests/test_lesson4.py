@@ -36,7 +36,6 @@ INVITATIONS = [
     Invitation("Set $d' = 2$: the counts drop to $k+1$.", "4.5", {"d_sub": 2}),
     *[Invitation("Choose softplus or sigmoid: $\\hat\\phi'(1)<1$", "4.6", {"activation": a}) for a in ("softplus", "sigmoid")],
     Invitation("Try gelu ($\\hat\\phi'(1)=1.07$): it climbs, slowly.", "4.6", {"activation": "gelu"}),
-    Invitation("Raise the check width: how does the gap shrink?", "4.6", {"width": 2048}),
 ]
 
 

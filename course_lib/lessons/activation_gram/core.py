@@ -44,7 +44,7 @@ THEORY_SLOPE = {JUMP_DPHI: -1.5, JUMP_D2PHI: -2.5}
 DELTA_POWER = {JUMP_DPHI: 1.0, JUMP_D2PHI: 3.0}
 
 # One colour and one marker per activation, the same in every figure of the lesson (Okabe-Ito colours;
-# colour is never the only cue: every pair is distinct).
+# colour is never the only cue: every (colour, marker) pair is distinct).
 _ORDER = ("relu", "swish", "selu", "tanh", "elu", "leaky_relu", "gelu", "softplus", "erf", "sigmoid")
 
 
@@ -52,11 +52,9 @@ def style(name: str) -> dict:
     """matplotlib keywords (color, marker) of activation ``name`` (or ``polyK``) in this lesson."""
     from ... import plots
 
-    if name.startswith("poly"):
-        i = int(name[4:]) - 1
-    else:
-        i = _ORDER.index(name)
-    return {"color": plots.color(i), "marker": plots.marker(i)}
+    i = int(name[4:]) - 1 if name.startswith("poly") else _ORDER.index(name)
+    # six of the palette's colours (its yellow is too faint for lines on white), each with its own marker
+    return {"color": plots.color(i % 6), "marker": plots.marker(i)}
 
 
 def check_acts(activations) -> tuple[str, ...]:

@@ -141,8 +141,8 @@ def depth_draw(res: dict):
     lam, fl = res["lambda_min"], res["floor"]
     above = lam > fl
     ax1.plot(x[above], lam[above], "-", color=st["color"], marker=st["marker"], label=f"{a}: series (infinite width)")
-    ax1.plot(x[~above], fl[~above], ls="none", marker=st["marker"], mfc="none", ms=7, color=st["color"],
-             label="at or below the floor (hollow)" if (~above).any() else None)
+    ax1.plot(x[~above], np.full((~above).sum(), float(np.max(fl))), ls="none", marker=st["marker"], mfc="none", ms=7,
+             color=st["color"], label="at or below the floor (hollow)" if (~above).any() else None)
     emp = res["lambda_min_empirical"]
     ok = emp > fl
     ax1.plot(x[ok], emp[ok], ls="none", marker="x", color="black", label=f"one random net of width {res['width']}")
@@ -165,7 +165,8 @@ def depth_draw(res: dict):
     lo, hi = vals.min() / 3, vals.max() * 30
     ax2.set(yscale="log", xlabel="depth L (hidden layers)", ylabel="distance of the closest pair, 1 − max|K|",
             title=f"each layer multiplies it by φ̂′(1) = {res['dual_slope']:.3g}", ylim=(lo, max(hi, lo * 100)))
-    ax2.legend(fontsize=7, loc="upper left")
+    # the series rises to the right where phi-hat'(1) > 1 and falls where it is below 1: the legend goes where it is not
+    ax2.legend(fontsize=7, loc="upper left" if res["dual_slope"] > 1 else "lower left")
     return fig
 
 

@@ -635,7 +635,7 @@ def polynomial_claims(res: dict) -> list:
         c2 = claim("4.5.singular", st, holds=n_bad == 0, measured=n_bad, predicted=0,
                    tolerance="λmin ≤ 10⁻¹² λmax at every n past the count",
                    why="" if n_bad == 0 else "above the floor past the count: " + ", ".join(
-                       f"z^{k}: {b} of {t}" for k, (b, t) in over.items()))
+                       f"{_power(k)}: {b} of {t}" for k, (b, t) in over.items()))
     else:
         c2 = not_applicable("4.5.singular", st, f"n ≤ {res['ns'][-1]} never exceeds the dimension count here "
                             "(lower the degree or d′)")
@@ -645,8 +645,8 @@ def polynomial_claims(res: dict) -> list:
 def polynomial_numbers(res: dict) -> dict:
     out = {"d′": res["d_sub"]}
     for k, v in res["per_degree"].items():
-        out[f"z^{k}: dimension count C(d′+{k}−1, {k})"] = v["singular_from"] - 1
-        out[f"z^{k}: largest measured rank"] = max(v["rank"])
+        out[f"{_power(k)}: dimension count C(d′+{k}−1, {k})"] = v["singular_from"] - 1
+        out[f"{_power(k)}: largest measured rank"] = max(v["rank"])
     return out
 
 

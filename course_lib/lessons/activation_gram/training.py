@@ -408,6 +408,7 @@ def state(ax, res: dict):
     allv = np.concatenate([res["eigs_inf"][a] for a in acts] + [res["lam0"][a] for a in acts])
     hi = float(np.max(allv)) * 30
     lo = max(lo, float(np.min(allv[allv > 0])) / 3) if np.any(allv > 0) else lo
+    lo = min(lo, res["lambda_T"] / 3)  # the line 1/(eta k) stays in view down to the last step
     ax.set(yscale="log", ylim=(lo, hi * 100), xlim=(0.4, n + 0.6), xlabel="mode i of the Gram matrix (slowest first)",
            ylabel="eigenvalue λ_i")
     ax.set_xticks(idx)
