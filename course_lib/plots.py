@@ -194,6 +194,8 @@ def with_cursor(fig: Figure, first_step=None) -> Scene:
     """A :class:`Scene` of ``fig`` with a vertical cursor on every axis marked by :func:`time_axis`."""
     axes = [ax for ax in fig.axes if ax.get_gid() == "course-time-axis"]
     lines = [ax.axvline(0, color="black", linewidth=1.0, alpha=0.6, linestyle="-") for ax in axes]
+    for ln in lines:  # never part of the background: without a step (a static figure) there is no cursor
+        ln.set_animated(True)
 
     def update(step):
         for ln in lines:
