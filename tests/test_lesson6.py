@@ -251,6 +251,23 @@ def test_recorded_gram_matrix_is_the_networks(full_length):
         assert r["gram_drift"][-1] == pytest.approx(float(torch.linalg.svdvals(HT - H0)[0]), rel=1e-9)
 
 
+def test_the_marked_floor_is_float32_round_off(full_length):
+    """Where the figure marks a method at the float32 floor, the same run in float64 goes on down (by 100x or more):
+    the plateau is round-off, not a stall of the method; GD at the defaults is slow, not at the floor."""
+    from course_lib.train import train
+
+    res = momentum.experiment()
+    level = network.floor_level(res, "nag")
+    assert level is not None and network.floor_level(res, "hb") is not None and network.floor_level(res, "gd") is None
+    X, y, _, _ = momentum.problem("sphere", 0)
+    model = TwoLayer(1024)
+    p = model.init(10, seed=0, dtype=torch.float64)
+    h = train(model, p, X.double(), y.double(), steps=200, lr=res["lr"], method="nag", momentum=0.8, record_every=200,
+              progress=False)
+    rel64 = math.sqrt(h["loss"][-1, 0] / h["loss"][0, 0])
+    assert rel64 < level / 100, (rel64, level)
+
+
 def test_tunings_against_numerical_optima():
     """Polyak's HB and the best NAG (closed forms) equal the numerical optimum of the predicted rate over (eta, beta)
     (Nelder-Mead from the best grid cell, here independent of the closed forms); Nesterov's standard tuning has rate

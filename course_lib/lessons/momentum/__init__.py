@@ -67,7 +67,7 @@ COMPARE = Experiment(
     claims=network.claims_61, controls=_network_controls("sphere"),
     fixed={"steps": DEFAULTS["steps"], "seed": DEFAULTS["seed"]}, numbers=network.numbers, headline=network.headline,
     state=network.state, frames=network.frames, key_steps=network.key_steps, alt=network.alt,
-    reproduce={"default": {}, "width64": {"width": 64}, "width4096": {"width": 4096}, "step1.5": {"lr_fraction": 1.5}},
+    reproduce={"default": {}, "width64": {"width": 64}, "step1.5": {"lr_fraction": 1.5}},
 )
 
 MAP = Experiment(
