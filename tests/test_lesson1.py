@@ -135,6 +135,20 @@ def test_claims_of_1_1_fail_on_wrong_runs(default_runs):
     assert _verdicts(gd.claims, _with_top(res, loss=slow))["1.1.du-bound"] == "fails"
 
 
+def test_wider_network_stays_closer_to_its_dashed_line(default_runs, full_length):
+    """'Move the width to 16384: ... the loss stays closer to its dashed line': the final loss over its dashed line's,
+    and the gap in late rate, both shrink from width 1024 to 16384."""
+    wide = EXP1.execute(width=16384).result["runs"][-1]
+    base = default_runs["1.1"].result["runs"][-1]
+
+    def gaps(run):
+        _, rm, rp = gd.late_rates(run)
+        return run["loss"][-1] / run["pred_loss"][int(run["steps"][-1])], abs(math.log(rm) / math.log(rp) - 1)
+
+    (end_w, rate_w), (end_b, rate_b) = gaps(wide), gaps(base)
+    assert end_w < end_b and rate_w < rate_b, (gaps(wide), gaps(base))
+
+
 def test_claims_of_1_2_fail_on_wrong_runs(default_runs):
     res = default_runs["1.2"].result
     assert all(v == "holds" for v in _verdicts(widths.claims, res).values())

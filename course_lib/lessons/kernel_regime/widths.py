@@ -237,8 +237,8 @@ def state(ax, res: dict):
     paths = res["drift_path"]
     xs = np.concatenate([np.full(p.shape[1], m) for m, p in zip(w, paths)])
     allv = np.concatenate([p[np.isfinite(p) & (p > 0)] for p in paths] + [np.concatenate(res["H0_dev"])])
-    ax.plot(w, means(res, "H0_dev"), color=plots.color(2), linestyle=":", marker=plots.marker(2), markersize=4,
-            label="‖H(0) − H∞‖ (fixed)")
+    ax.plot(w, means(res, "H0_dev"), color=plots.color(2), linewidth=1.0, alpha=0.6, marker=plots.marker(2),
+            markersize=4, label="‖H(0) − H∞‖ (at the start)")
     ax.axhline(margin, color="black", linestyle="--", linewidth=1.3, label="λ₀/4")
     dots = ax.scatter(xs, np.full(len(xs), np.nan), s=12, color=plots.color(3), alpha=0.45)
     (line,) = ax.plot(w, np.full(len(w), np.nan), color=plots.color(3), marker=plots.marker(3), markersize=5,
