@@ -219,7 +219,7 @@ def key_steps(res: dict) -> list[int]:
     fr = run["frames"]
     peak = int(run["steps"][np.argmax(top_coefficient(run))])
     near = lambda t: min(fr, key=lambda k: abs(k - t))  # noqa: E731
-    return sorted({0, near(max(1, peak)), near(3 * max(1, peak)), fr[-1]})
+    return sorted({0, near(max(1, peak // 3)), near(max(1, peak)), near(3 * max(1, peak)), fr[-1]})
 
 
 def alt(res: dict) -> str:
