@@ -563,8 +563,12 @@ def test_reproduce_writes_figures_numbers_and_claims(tmp_path, monkeypatch):
 
 
 def test_the_mps_case_and_the_checks_call_what_they_need():
+    """../shared/cases/c04 calls experiment_spectrum with this signature; the exercise checks import sigma_min and
+    guarantee from the lesson (by these names)."""
     res = dw.experiment_spectrum(n=20, widths=(8, 32), depths=(3,), seeds=1)
     assert res["n"] == 20 and res["widths"] == [8, 32]
-    from course_lib.checks import lesson5
+    from course_lib.lessons.deep_widths import guarantee, sigma_min
 
-    assert lesson5._expected_lambda(np.eye(3))[0] == pytest.approx(1.0)
+    v, floor = sigma_min(torch.eye(3, dtype=torch.float64))
+    assert v[0] == pytest.approx(1.0) and floor[0] < 1e-7
+    assert guarantee(1.0, 0.5, 2.0, 2).tolist() == [1.0, 0.5, 0.25]

@@ -42,6 +42,7 @@ WIDE_OPTIONS = (4, 8, 16, 24, 32, 40, 48, 64, 96, 128, 256, 512)
 SPECTRUM_WIDTHS = (4, 8, 16, 24, 32, 40, 48, 64, 96, 128, 256, 512, 1024)
 OTHER_OPTIONS = (8, 16, 32, 64)
 EPS64 = float(np.finfo(np.float64).eps)
+LOSS_FLOOR = 1e-13  # float32 training: the loss levels off near 1e-13 of its start (residual ~ 1e-7 relative)
 # the paper's three sufficient orders for one wide layer, with the setting each belongs to (PAPERS.md)
 PAPER_ORDERS = {
     1: ("linear, Ω(N)", "a non-standard initialization"),

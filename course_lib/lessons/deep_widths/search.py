@@ -19,6 +19,7 @@ from ...experiment import Experiment, integer, log_frames, log_record_steps, sel
 from ...runtime import get_device, scaled_steps, torch_threads
 from .core import (
     DEFAULTS,
+    LOSS_FLOOR,
     OTHER_OPTIONS,
     PAPER_ORDERS,
     dead_units,
@@ -46,7 +47,10 @@ def experiment_widths(depth: int = DEFAULTS["depth"], steps: int = 300, other: i
     target = check_float("target", target, min_value=0.0, max_value=1.0, min_inclusive=False)
     device = get_device(device)
     record = log_record_steps(steps_s, 30)
+    half = int(np.argmin(np.abs(np.asarray(record) - steps_s / 2)))
     rows = []
+    base = {"depth": depth, "steps": steps_s, "other": other, "init": init, "target": target,
+            "lr_fraction": lr_fraction, "seeds": seeds, "frames": record, "dataset": dataset}
     with torch_threads():
         for n in ns:
             X, y = problem(dataset, n, DEFAULTS["d"], seed, device=device)
@@ -61,15 +65,13 @@ def experiment_widths(depth: int = DEFAULTS["depth"], steps: int = 300, other: i
                               init=init)
             ratio = tr["loss"] / tr["loss"][:1]  # (records, widths, seeds)
             dead = [dead_units(make_model(depth, w, other, init), q, X) for w, q in zip(widths, tr["params"])]
-            rows.append({"n": n, "widths": widths, "ratio": ratio, "diverged": tr["diverged"], "dead": dead})
+            status = classify(ratio, tr["diverged"], target, half)
+            rows.append({"n": n, "widths": widths, "ratio": ratio, "diverged": tr["diverged"], "dead": dead,
+                         "status": status,
+                         "smallest": next((w for w, s in zip(widths, status) if s == "reached"), None)})
             if live is not None:
-                live({"partial": True, "rows": rows[:], "depth": depth, "steps": steps_s, "target": target})
-    half = int(np.argmin(np.abs(np.asarray(record) - steps_s / 2)))
-    for r in rows:
-        r["status"] = classify(r["ratio"], r["diverged"], target, half)
-        r["smallest"] = next((w for w, s in zip(r["widths"], r["status"]) if s == "reached"), None)
-    return {"partial": False, "rows": rows, "depth": depth, "steps": steps_s, "other": other, "init": init,
-            "target": target, "lr_fraction": lr_fraction, "seeds": seeds, "frames": record, "dataset": dataset}
+                live({"partial": True, "rows": rows[:], **base})
+    return {"partial": False, "rows": rows, **base}
 
 
 def classify(ratio: np.ndarray, diverged: np.ndarray, target: float, half: int) -> list[str]:
@@ -213,9 +215,11 @@ def state(ax, res: dict):
                       ms=5, label=f"N = {r['n']} (worst seed)")
         lines.append(ln)
     ax.axhline(res["target"], color="grey", lw=1, label=f"target {res['target']:g}")
+    if lo < LOSS_FLOOR:
+        ax.axhspan(lo, LOSS_FLOOR, color="grey", alpha=0.12, label="float32 floor (shaded)")
     ax.set(xscale="log", yscale="log", ylim=(lo, hi), xlabel="width of the last hidden layer w",
            ylabel="loss left L(k)/L(0)")
-    ax.legend(fontsize=6.5, loc="lower left", framealpha=0.9)
+    ax.legend(fontsize=6.5, loc="center left", framealpha=0.9)
 
     def update(k: int):
         i = min(int(np.searchsorted(steps, k)), len(steps) - 1)

@@ -284,7 +284,7 @@ def _draw_curve(ax, res, c, i, label):
     return bool(c["exact"].any())
 
 
-DEPTH_COLORS = (3, 4, 5, 1)  # vermillion, reddish purple, sky blue, orange (yellow is hard to see on white)
+DEPTH_COLORS = (3, 4, 5, 6)  # vermillion, reddish purple, sky blue, yellow (the last only when 4 are needed)
 
 
 def draw_spectrum(res: dict, spec: dict | None = None):
@@ -294,8 +294,11 @@ def draw_spectrum(res: dict, spec: dict | None = None):
     merged = False
     for k, (i, c) in enumerate(res["by_init"].items()):
         merged |= _draw_curve(a1, res, c, k, INIT_LABELS[i])
-    for k, (L, c) in enumerate(res["by_depth"].items()):
-        merged |= _draw_curve(a2, res, c, DEPTH_COLORS[k % len(DEPTH_COLORS)], f"depth L = {L}")
+    spare = iter(DEPTH_COLORS)
+    for L, c in res["by_depth"].items():
+        # the curve both panels share (the left depth at the right init) keeps its left colour
+        col = INITS.index(res["init"]) if L == res["depth"] else next(spare)
+        merged |= _draw_curve(a2, res, c, col, f"depth L = {L}" + (" (also left)" if L == res["depth"] else ""))
     curves = list(res["by_init"].values()) + list(res["by_depth"].values())
     floor_hi = max(float(c["floors"].max()) for c in curves)
     floor_lo = min(float(c["floors"].min()) for c in curves)

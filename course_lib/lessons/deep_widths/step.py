@@ -29,6 +29,7 @@ from ...runtime import get_device, scaled_steps, torch_threads
 from .core import (
     DEFAULTS,
     INITS,
+    LOSS_FLOOR,
     lambda_F,
     limit_kernel,
     make_model,
@@ -248,6 +249,8 @@ def draw(res: dict, spec: dict | None = None):
            title=f"loss left after T = {T} steps")
     lo = np.nanmin(np.where(left > 0, left, np.nan))
     a2.set_ylim(lo / 5, min(np.nanmax(left) * 20, 1e3))
+    if lo / 5 < LOSS_FLOOR:
+        a2.axhspan(lo / 5, LOSS_FLOOR, color="grey", alpha=0.12, label="float32 floor (shaded)")
     a2.legend(fontsize=6.5, loc="upper left", framealpha=0.9)
     # (3) the lower layers' movement
     _series(a3, w, res["lower_move"][-1], 4, "‖ΔW_l‖/‖W_l(0)‖, layers l < L")
@@ -284,6 +287,8 @@ def state(ax, res: dict):
                     alpha=0.8, label=f"seed {s}")[0] for s in range(S)]
     line, = ax.plot(w, np.ones_like(w), "-", color="dimgrey", lw=1.2, label="geometric mean")
     ax.axvline(res["n"], color="grey", lw=0.8)
+    if lo < LOSS_FLOOR:
+        ax.axhspan(lo, LOSS_FLOOR, color="grey", alpha=0.12, label="float32 floor (shaded)")
     ax.set(xscale="log", yscale="log", ylim=(lo, hi), xlim=(w[0] / 1.3, w[-1] * 1.3),
            xlabel="width of the last hidden layer w", ylabel="loss left L(k)/L(0)")
     ax.legend(fontsize=6.5, loc="lower right", framealpha=0.9)

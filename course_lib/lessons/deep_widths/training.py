@@ -30,6 +30,7 @@ from .core import (
     DATASETS,
     DEFAULTS,
     INITS,
+    LOSS_FLOOR,
     LR_FRACTION,
     OTHER_OPTIONS,
     WIDE_OPTIONS,
@@ -295,6 +296,9 @@ def draw(res: dict, spec: dict | None = None):
     a1.set_yscale("log")
     lo = np.nanmin(np.where(h["loss"] > 0, h["loss"], np.nan))
     a1.set_ylim(max(lo / 10, 1e-16), np.nanmax(h["loss"]) * 30)
+    floor = LOSS_FLOOR * float(np.nanmax(h["loss"][0]))
+    if lo / 10 < floor:
+        a1.axhspan(max(lo / 10, 1e-16), floor, color="grey", alpha=0.12, label="float32 floor (shaded)")
     plots.mark_divergence(a1, h)
     a1.set(xlabel="GD step k", ylabel="training loss ½‖u − y‖²", title="loss: measured (solid) vs predictions")
     a1.legend(fontsize=6.5, loc="lower left", framealpha=0.9)
@@ -336,12 +340,12 @@ def draw(res: dict, spec: dict | None = None):
     good = rel[np.isfinite(rel) & (rel > 0)]
     lo_rel = max(float(good.min()) if good.size else 1.0, 0.05)
     a3.set_ylim(min(lo_rel, 1.0) / 4, max(float(good.max()) if good.size else 1.0, 1.0) * 1.5)
-    if good.size and good.min() < 0.05:
-        a3.text(0.98, 0.03, "λ_min(NTK) dips below the axis:\nan input's features were silenced", ha="right",
-                transform=a3.transAxes, fontsize=7, color="#D55E00")
+    dips = bool((rel[np.isfinite(rel)] < 0.05).any())
+    if dips:
+        a3.text(0.98, 0.03, "λ_min(NTK) dips below the axis (to 0:\nan input's features were silenced)",
+                ha="right", transform=a3.transAxes, fontsize=7, color="#D55E00")
     a3.set(xlabel="GD step k", ylabel="eigenvalue of NTK(k) / at k = 0", title="how far the NTK moves")
-    a3.legend(fontsize=6.5, loc="lower right" if not (good.size and good.min() < 0.05) else "center right",
-              framealpha=0.9)
+    a3.legend(fontsize=6.5, loc="center right" if dips else "lower right", framealpha=0.9)
     plots.time_axis(a3)
     fig.suptitle(_title(res), fontsize=10, y=0.985)
     return fig
@@ -361,7 +365,7 @@ def state(ax, res: dict):
     lo = max(float(finite.min()) / 3 if finite.size else 1e-8, 1e-8)
     if norm:
         lo = min(lo, 0.2)  # the bar at 1/2 stays visible
-    hi = float(finite.max()) * 300 if finite.size else 1.0
+    hi = float(finite.max()) * (300 if norm else 1e4) if finite.size else 1.0
     edges = np.arange(N + 1) + 0.5
     arts = [ax.stairs(np.full(N, lo), edges, baseline=None, color=plots.color(e), lw=1.6, label=f"seed {e}")
             for e in range(E)]
@@ -376,14 +380,14 @@ def state(ax, res: dict):
             ax.hlines(lam[e] / 2, N - 5.5, N + 0.5, colors=plots.color(e), linestyles="--", lw=1.2)
         none = [str(e) for e in range(E) if not bar[e]]
         note = ("λ_F = 0 (w < N): no bar to keep\n" if res["wide"] < res["n"] else
-                f"λ_F = 0 for seed {', '.join(none)}: no bar; dashed: λ_F/2 of the others\n")
+                f"seed {', '.join(none)}: λ_F = 0, no bar\ndashed: the others' λ_F/2\n")
         floor = float(np.sqrt(N * np.finfo(float).eps) * np.nanmax(sv[:, :, 0]))
         if floor > lo:
             ax.axhspan(lo, floor, color="grey", alpha=0.12)
     ax.set(yscale="log", ylim=(lo, hi), xlim=(0.5, N + 0.5), xlabel="i (largest first; σ_min = σ_N on the right)",
            ylabel=ylabel)
-    ax.legend(fontsize=6.5, loc="upper right", framealpha=0.9)
-    text = ax.text(0.03, 0.16 if norm else 0.04, "", transform=ax.transAxes, fontsize=7.5, va="bottom")
+    ax.legend(fontsize=6.5, loc="upper right" if norm else "lower left", framealpha=0.9)
+    text = ax.text(0.03, 0.97, "", transform=ax.transAxes, fontsize=7.5, va="top")
     markers = [ax.plot([N], [lo], linestyle="none", marker=plots.marker(e), color=plots.color(e), ms=6)[0]
                for e in range(E)]
 
@@ -395,7 +399,7 @@ def state(ax, res: dict):
             arts[e].set_data(np.maximum(v, lo))
             markers[e].set_data([N], [max(float(v[-1]), lo)])
         loss = h["loss"][i] / h["loss"][0]
-        mins = ", ".join(fmt(float(v)) for v in vals[i, :, -1])
+        mins = ", ".join(fmt(float(v), 2) for v in vals[i, :, -1])
         text.set_text(note + f"σ_min{'/λ_F' if norm else ''} = {mins}\nL(k)/L(0) = " + ", ".join(fmt(float(v), 2) for v in loss))
         return [*arts, *markers, text]
 
