@@ -622,7 +622,7 @@ def polynomial_claims(res: dict) -> list:
     c1 = claim("4.5.rank", "The rank of G follows n up to the dimension count C(d′+k−1, k), then stays flat.",
                holds=sum(bad.values()) == 0, measured=sum(bad.values()), predicted=0,
                tolerance="measured rank = min(n, C(d′+k−1, k)) at every n",
-               why="" if sum(bad.values()) == 0 else "mismatches: " + ", ".join(f"z^{k}: {v}" for k, v in bad.items()))
+               why="" if sum(bad.values()) == 0 else "mismatches: " + ", ".join(f"{_power(k)}: {v}" for k, v in bad.items()))
     over = {}
     for k, v in per.items():
         sel = ns >= v["singular_from"]
