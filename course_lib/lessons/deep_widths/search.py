@@ -169,8 +169,8 @@ LABEL = {"reached": "reached the target", "falling": "missed it, still falling (
 
 
 def draw(res: dict, spec: dict | None = None):
-    fig, (ax,) = plots.new_figure(1, width=7.8, height=4.4)
-    fig.subplots_adjust(left=0.095, right=0.52, bottom=0.12, top=0.86)
+    fig, (ax,) = plots.new_figure(1, width=6.9, height=4.4)
+    fig.subplots_adjust(left=0.1, right=0.5, bottom=0.12, top=0.86)
     rows = res["rows"]
     ns = np.array([r["n"] for r in rows], dtype=float)
     x = np.log2(ns)  # N on a log2 axis, labelled with N itself
