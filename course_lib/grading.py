@@ -64,6 +64,7 @@ CHECK_CALL = re.compile(r"""^\s*check\(\s*["'](\d+\.\d+)["']\s*,\s*([A-Za-z_][A-
 MAX_NOTEBOOK_BYTES = 50 << 20
 HEADROOM_MB = 128  # address space for the learner's own work on top of what the worker maps by itself
 STARTUP_TIMEOUT_S = 180.0  # the worker's own start (imports); not the student's time
+MAX_SKIPPED_CELLS = 3  # cells that never finish or end the process, skipped before a notebook counts as not running
 INTERRUPT_GRACE_S = 10.0  # a worker killed by the terminal's Ctrl-C: how long to wait for the run to stop
 WORKER_COMMAND = (sys.executable, "-m", "course_lib._grade_worker")  # + the socket's fd
 
@@ -192,12 +193,14 @@ class Worker:
             self.close()
             raise
         self.deadline = time.monotonic() + limits.timeout_s  # the student's time starts now
+        self.cell = None  # the notebook cell the worker last said it started
 
     def _handshake(self, timeout: float) -> dict:
         """Wait for "ready": until then none of the student's code has run, so any failure is the grader's."""
+        end = time.monotonic() + timeout
         try:
-            head = self._recv(8, timeout, on_timeout=None)
-            msg = codec.loads(self._recv(struct.unpack(">Q", head)[0], timeout, on_timeout=None))
+            head = self._recv(8, end, None)
+            msg = codec.loads(self._recv(struct.unpack(">Q", head)[0], end, None))
         except (EOFError, OSError, codec.CodecError, ValueError, struct.error, _HandshakeTimeout) as exc:
             self.kill()
             if self.session is not None and self.session.stop.is_set():
@@ -239,7 +242,11 @@ class Worker:
         return f"; its error output:\n{text}" if text else ""
 
     def request(self, message: dict, timeout: float) -> dict:
-        timeout = min(timeout, self.deadline - time.monotonic())
+        """Send ``message`` and return the answer; progress messages on the way ({"op": "cell"}) set :attr:`cell`."""
+        if timeout > self.deadline - time.monotonic():
+            timeout, what = self.deadline - time.monotonic(), f"the time limit of {self.limits.timeout_s:.0f} s for the submission"
+        else:
+            what = f"{timeout:.0f} s"
         if timeout <= 0:
             self.kill()
             raise Abort("timeout", f"time limit of {self.limits.timeout_s:.0f} s for the submission exceeded")
@@ -247,11 +254,15 @@ class Worker:
             data = codec.dumps(message)
         except codec.CodecError as exc:
             raise GraderBug(f"a check passed an argument the grader cannot send: {exc}") from exc
+        end = time.monotonic() + timeout
         try:
             self.sock.sendall(struct.pack(">Q", len(data)) + data)
-            head = self._recv(8, timeout)
-            body = self._recv(struct.unpack(">Q", head)[0], timeout)
-            return codec.loads(body)
+            while True:
+                head = self._recv(8, end, what)
+                reply = codec.loads(self._recv(struct.unpack(">Q", head)[0], end, what))
+                if reply.get("op") != "cell":
+                    return reply
+                self.cell = reply.get("label")
         except (BrokenPipeError, ConnectionResetError, EOFError):
             if self.session is not None and self.session.stop.is_set():
                 raise _Stopped() from None
@@ -260,8 +271,8 @@ class Worker:
             self.kill()
             raise Abort("error", f"the notebook sent back malformed data ({exc})") from None
 
-    def _recv(self, n: int, timeout: float, on_timeout="abort") -> bytes:
-        end = time.monotonic() + timeout
+    def _recv(self, n: int, end: float, what: str | None) -> bytes:
+        """n bytes before time ``end``; past it, Abort("timeout", no answer within ``what``), or (None) _HandshakeTimeout."""
         chunks, got = [], 0
         while got < n:
             if self.session is not None and self.session.stop.is_set():
@@ -270,9 +281,9 @@ class Worker:
             left = end - time.monotonic()
             if left <= 0:
                 self.kill()
-                if on_timeout is None:
+                if what is None:
                     raise _HandshakeTimeout()
-                raise Abort("timeout", f"no answer within {timeout:.0f} s (an endless loop, or too slow)")
+                raise Abort("timeout", f"no answer within {what} (an endless loop, or too slow)")
             if not select.select([self.sock], [], [], min(left, 0.25))[0]:
                 continue
             b = self.sock.recv(min(n - got, 1 << 20))
@@ -448,7 +459,14 @@ _ID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,64}$")
 
 
 def read_notebook(path: str) -> tuple[list[str], list[str]]:
-    """(the code cells' sources in order, notes on what was repaired) for a submitted notebook.
+    """(the code cells' sources in order, notes on what was repaired) for a submitted notebook (see
+    :func:`read_notebook_cells`)."""
+    cells, notes = read_notebook_cells(path)
+    return [src for _, src in cells], notes
+
+
+def read_notebook_cells(path: str) -> tuple[list[tuple[int, str]], list[str]]:
+    """([(cell number counting every cell from the top, source) of each code cell], notes on what was repaired).
 
     Jupyter opens notebooks that do not follow the nbformat schema to the letter: so does the grader.
     Details that do not change the code are repaired and said (a UTF-8 byte-order mark, UTF-16 text,
@@ -516,7 +534,7 @@ def read_notebook(path: str) -> tuple[list[str], list[str]]:
             src = "".join(src)
         if not isinstance(src, str):
             raise InvalidNotebook(f"not a valid notebook: cell {i + 1}'s source is not text")
-        sources.append(src)
+        sources.append((i + 1, src))
     return sources, notes
 
 
@@ -573,13 +591,13 @@ def _schema_problem(nb: dict) -> str:
     return f"{msg}{' at ' + where if where else ''}{more}"
 
 
-def _code_cells(sources: list[str]) -> list[str]:
+def _code_cells(sources: list[tuple[int, str]]) -> list[tuple[int, str]]:
     cells = []
-    for src in sources:
+    for number, src in sources:
         if CHECK_CALL.search(src) and all(not line.strip() or CHECK_CALL.match(line) for line in src.splitlines()):
             continue  # self-check calls: the grader runs its own checks
         # IPython syntax (magics, shell escapes) is not Python: comment it out rather than fail the cell
-        cells.append("\n".join(("# " + l) if l.lstrip().startswith(("%", "!")) else l for l in src.splitlines()))
+        cells.append((number, "\n".join(("# " + l) if l.lstrip().startswith(("%", "!")) else l for l in src.splitlines())))
     return cells
 
 
@@ -626,7 +644,7 @@ def grade_submission(path: str, exercises: dict[str, str], public: dict, hidden:
     answered = load_answered() if answered is None else answered
     maxp = {ex: len(public.get(ex, [])) + len(hidden.get(ex, [])) for ex in exercises}
     try:
-        sources, notes = read_notebook(path)
+        sources, notes = read_notebook_cells(path)
     except (InvalidNotebook, OSError) as exc:
         if worker is not None:
             worker.close()
@@ -636,19 +654,41 @@ def grade_submission(path: str, exercises: dict[str, str], public: dict, hidden:
     answers = sorted({n for ex in exercises for n in answered.get(ex, ())})
     order = list(exercises)
     rows: list[dict] = []
-    load, restarted = {}, False
+    load, skipped = {}, {}  # skipped: {cell number: why} for cells that never finished or ended the process
+
+    def run_notebook():
+        """A worker that has run the notebook; a cell that faults is skipped in a fresh worker (as a cell that
+        raises is), at most MAX_SKIPPED_CELLS of them."""
+        nonlocal worker
+        while True:
+            worker = worker or Worker(limits, session, answers=answers)
+            try:
+                reply = worker.request({"op": "load", "cells": [src for n, src in cells if n not in skipped],
+                                        "labels": [n for n, _ in cells if n not in skipped], "answers": answers},
+                                       limits.timeout_s)
+            except Abort as exc:
+                cell, worker = worker.cell, worker.close()
+                if cell is None or cell in skipped or len(skipped) >= MAX_SKIPPED_CELLS:
+                    exc.reason += (f" in cell {cell}" if cell else "") + (
+                        f" (cells {', '.join(map(str, sorted(skipped)))} were skipped already)" if skipped else "")
+                    raise
+                skipped[cell] = (f"{'did not finish' if exc.status == 'timeout' else 'stopped the notebook'} ({exc.reason}); "
+                                 "skipped, and the notebook run again without it")
+                continue
+            unresolved = [*worker.ready.get("unresolved", []), *reply.get("unresolved", [])]
+            if unresolved:
+                raise GraderFailure("library answers that cannot be found in the sandbox: " + ", ".join(unresolved))
+            errors = [*reply.get("cell_errors", []), *({"cell": n, "error": why} for n, why in skipped.items())]
+            return {**reply, "cell_errors": sorted(errors, key=lambda e: e["cell"])}
+
     try:
         for i, ex in enumerate(order):
             if worker is None or not load:
                 try:
-                    worker = worker or Worker(limits, session, answers=answers)
-                    load = worker.request({"op": "load", "cells": cells, "answers": answers}, limits.timeout_s)
-                    unresolved = [*worker.ready.get("unresolved", []), *load.get("unresolved", [])]
-                    if unresolved:
-                        raise GraderFailure("library answers that cannot be found in the sandbox: " + ", ".join(unresolved))
+                    load = run_notebook()
                 except Abort as exc:
-                    where = "while running the notebook again (after a fault in an earlier exercise)" if restarted else "while running the notebook"
-                    rows += [_blank(e, maxp[e], exc.status, f"{where}: {exc.reason}" + ("; nothing after that point ran" if not restarted else ""))
+                    again = " again (after a fault in an earlier exercise)" if i else ""
+                    rows += [_blank(e, maxp[e], exc.status, f"while running the notebook{again}: {exc.reason}")
                              for e in order[i:]]
                     break
                 except GraderFailure as exc:
@@ -660,7 +700,7 @@ def grade_submission(path: str, exercises: dict[str, str], public: dict, hidden:
             rows.append(row)
             if fault:
                 worker.close()
-                worker, load, restarted = None, {}, True
+                worker, load = None, {}
     finally:
         if worker is not None:
             worker.close()

@@ -89,13 +89,18 @@ SUBMISSIONS = {
     "carol_empty": (None, {"99.1": (0, "not implemented"), "99.2": (0, "not implemented")}),
     "dan_raises": (solution_nb(double="def double(x):\n    raise ValueError('oops')"),
                    {"99.1": (0, "failed"), "99.2": (2, "passed")}),
-    "erin_loops": (solution_nb(extra_top="while True:\n    pass"), {"99.1": (0, "timeout"), "99.2": (0, "timeout")}),
+    # a cell that never finishes or ends the process is skipped like a cell that raises: it costs what needs it
+    "erin_loops": (solution_nb(extra_top="while True:\n    pass"), {"99.1": (3, "passed"), "99.2": (2, "passed")}),
+    "erin_loops_where_double_is": (solution_nb(double=DOUBLE + "\nwhile True:\n    pass"),
+                                   {"99.1": (0, "missing"), "99.2": (2, "passed")}),
     "frank_sys_exit": (solution_nb(extra_top="import sys\nsys.exit(0)"), {"99.1": (3, "passed"), "99.2": (2, "passed")}),
     # a fault in one exercise's function costs that exercise only: 99.2 is graded in a fresh worker
     "gina_os_exit": (solution_nb(double="import os\ndef double(x):\n    os._exit(3)"),
                      {"99.1": (0, "crashed"), "99.2": (2, "passed")}),
     "hank_kills_kernel": (solution_nb(extra_top="import os, signal\nos.kill(os.getpid(), signal.SIGKILL)"),
-                          {"99.1": (0, "crashed"), "99.2": (0, "crashed")}),
+                          {"99.1": (3, "passed"), "99.2": (2, "passed")}),
+    "hugo_ends_every_cell": (notebook(*[("code", "import os\nos._exit(1)")] * 4, ("code", DOUBLE), ("code", GRAM)),
+                             {"99.1": (0, "crashed"), "99.2": (0, "crashed")}),
     "ivy_prints_megabytes": (solution_nb(extra_top="for _ in range(200):\n    print('x' * 100_000)"),
                              {"99.1": (3, "passed"), "99.2": (2, "passed")}),
     "jack_not_a_notebook": ("{ this is not json", {"99.1": (0, "invalid"), "99.2": (0, "invalid")}),
@@ -116,6 +121,8 @@ SUBMISSIONS = {
         "    try:\n        subprocess.run(['true'])\n    except Exception:\n        pass\n"
         "    return ctypes.CDLL(None)")),
         {"99.1": (0, "failed"), "99.2": (2, "passed")}),
+    "pia_error_in_last_cell": (solution_nb(extra_end="raise ValueError('late')"),
+                               {"99.1": (3, "passed"), "99.2": (2, "passed")}),
     "nina_memory_hog": (solution_nb(double="def double(x):\n    big = bytearray(8 * 1024**3)\n    return 2 * x"),
                         {"99.1": (0, "failed"), "99.2": (2, "passed")}),
 }
@@ -155,10 +162,18 @@ def test_sample_class_gives_exactly_the_expected_gradebook(tmp_path, course):
     assert len(rows) == len(expected)  # no duplicated row
     assert all(int(r["max_points"]) == (3 if r["exercise"] == "99.1" else 2) for r in rows)
     reasons = {(r["student"], r["exercise"]): r["reason"] for r in rows}
-    assert "time limit" in reasons[("erin_loops", "99.1")] or "no answer" in reasons[("erin_loops", "99.1")]
+    assert reasons[("erin_loops", "99.1")].startswith("[notebook errors: cell 1: did not finish (no answer within the time "
+                                                      "limit of 25 s for the submission")
+    assert "skipped, and the notebook run again without it" in reasons[("erin_loops", "99.1")]
+    assert "cell 3: did not finish" in reasons[("erin_loops_where_double_is", "99.1")]
+    assert reasons[("hugo_ends_every_cell", "99.1")] == (
+        "while running the notebook: the notebook ended its own process (exit code 1: sys.exit/os._exit?) in cell 4 "
+        "(cells 1, 2, 3 were skipped already)")
     assert "SystemExit" in reasons[("frank_sys_exit", "99.1")]
+    # cells are numbered as the learner counts them, every cell from the top (markdown included)
+    assert reasons[("pia_error_in_last_cell", "99.1")] == "[notebook errors: cell 8: ValueError: late]"
     assert "exit code 3" in reasons[("gina_os_exit", "99.1")]
-    assert "SIGKILL" in reasons[("hank_kills_kernel", "99.1")]
+    assert "cell 1: stopped the notebook (the notebook's process was killed (SIGKILL" in reasons[("hank_kills_kernel", "99.1")]
     assert "not a valid notebook" in reasons[("jack_not_a_notebook", "99.1")]
     assert open(SECRET).read() == secret_before
     fb = (out / "feedback" / "bob_partial.md").read_text()
