@@ -179,15 +179,16 @@ def headline(res: dict) -> str:
 # Figure and state
 # ----------------------------------------------------------------------------------------------
 def draw(res: dict):
-    fig, axes = plots.new_figure(3, 2, width=4.2, height=2.9)
-    fig.subplots_adjust(left=0.06, right=0.985, bottom=0.09, top=0.93, wspace=0.3, hspace=0.55)
+    fig, axes = plots.new_figure(3, 2, width=3.9, height=2.7)
+    fig.subplots_adjust(left=0.065, right=0.985, bottom=0.09, top=0.88, wspace=0.3, hspace=0.55)
+    fig.suptitle(f"d = {res['d']}, {start_text(res)}; {method_text(res)}, {fraction_text(res)}", fontsize=9.5, y=0.985)
     h = res["history"]
     s = h.steps
     ax_loss, ax_g, ax_dist, ax_cos, ax_rho, ax_c = axes
     sv, v = plots.finite_part(s, h["pop_loss"][:, 0])
     ax_loss.plot(sv, v, color=plots.color(0), lw=1.5)
     loss_floor(ax_loss, h["pop_loss"])
-    ax_loss.set(yscale="log", ylabel="population loss L(W)", title=f"loss, d = {res['d']}, {start_text(res)}")
+    ax_loss.set(yscale="log", ylabel="population loss L(W)", title="loss")
     ax_g.plot(s, h["g"][:, 0], color=plots.color(2), lw=1.5)
     ax_g.axhline(0, color="grey", lw=0.8)
     ax_g.set(ylabel="g(W)", title="potential g = Σ‖eᵢ+w*ᵢ‖ − ‖eᵢ+wᵢ‖")
@@ -200,7 +201,7 @@ def draw(res: dict):
             ax.text(0.5, 0.5, "training...", ha="center", va="center", transform=ax.transAxes)
     else:
         distance_panel(ax_dist, res, labels=["measured"])
-        ax_dist.set_title(f"distance to the teacher; {fraction_text(res)}", fontsize=8.5)
+        ax_dist.set_title("distance to the teacher")
         ax_dist.legend(fontsize=6, loc="lower left")
         ax_rho.plot(s, h["ratio"][:, 0], color=plots.color(3), lw=1.5, label="ρ = ⟨−∇L, W*−W⟩/‖W−W*‖² (measured)")
         ax_rho.plot(s, h["rho_H"][:, 0], **plots.THEORY_STYLE, label="ρ_H = eᵀHe/‖e‖² (linearized at W*)")
