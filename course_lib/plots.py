@@ -213,7 +213,7 @@ def state_scene(state, result, first_step) -> Scene:
     fig, (ax,) = new_figure(1, width=STATE_SIZE[0], height=STATE_SIZE[1])
     fig.subplots_adjust(left=0.16, bottom=0.15, right=0.96, top=0.86)
     inner = state(ax, result)
-    label = fig.text(0.99, 0.985, "", ha="right", va="top", fontsize=9, color="black")
+    label = fig.text(0.5, 0.985, "", ha="center", va="top", fontsize=10, fontweight="bold", color="black")
 
     def update(step):
         label.set_text(f"step {step}")

@@ -264,7 +264,7 @@ class Dashboard:
         if self._state_scene is None:
             self._state_scene = plots.state_scene(self.experiment.state, self.result, step)
         self.state_png = self._state_scene.png(step)
-        self._update("state", self.state_png, f"state at step {step}")
+        self._update("state", self.state_png, f"{self.experiment.title}: the state panel at step {step}")
         if cursor and self._scene is not None:
             self.png = self._scene.png(step)
             self._update("figure", self.png, self._alt)
@@ -312,7 +312,10 @@ class Dashboard:
         if self.time_box is not None:
             display(self.time_box)
             multiples = self.small_multiples_png() if self.result is not None else None
-            state = (Image(data=multiples, format="png", alt="the state at a few steps of the run")
-                     if multiples is not None else W.HTML(""))
+            state = W.HTML("")
+            if multiples is not None:
+                steps = list(self.experiment.key_steps(self.result)) if self.experiment.key_steps else "a few steps"
+                state = Image(data=multiples, format="png",
+                              alt=f"{self.experiment.title}: the state panel at steps {steps} of the run, side by side")
             display(state, display_id=self._ids["state"])
         self._displayed = True
