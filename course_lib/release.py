@@ -72,10 +72,25 @@ def solution_lines(root: str = ROOT) -> set[str]:
     return lines
 
 
+def _literals(tree) -> set[str]:
+    """The values a test file hard-codes: float literals with at least 4 significant digits, long strings."""
+    values = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if isinstance(v, float) and len(repr(v).lstrip("-0.").replace(".", "").split("e")[0]) >= 4:
+                values.add(repr(v))
+            elif isinstance(v, str) and len(v) >= 24 and not v.startswith(("hidden", "Hidden")):
+                values.add(v)
+    return values
+
+
 def hidden_secrets(root: str = ROOT) -> tuple[set[str], set[str]]:
     """What would give the hidden tests away: the names they define, and the values they hard-code
     (float literals with at least 4 significant digits, long string literals). Ordinary code lines
-    (imports, calls to the public library) are not secrets and are not searched for."""
+    (imports, calls to the public library) are not secrets and are not searched for. The mutants
+    (tests/hidden/mutants/lessonN.py, the wrong answers the checks must reject) count as hidden tests: their
+    names (those listed in MUTANTS) and their literals are secrets too."""
     import importlib.util
 
     names, values = set(), set()
@@ -85,14 +100,13 @@ def hidden_secrets(root: str = ROOT) -> tuple[set[str], set[str]]:
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         names |= {fn.__name__ for checks in getattr(module, "HIDDEN", {}).values() for fn in checks}
-        tree = ast.parse(open(path, encoding="utf-8").read())
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Constant):
-                v = node.value
-                if isinstance(v, float) and len(repr(v).lstrip("-0.").replace(".", "").split("e")[0]) >= 4:
-                    values.add(repr(v))
-                elif isinstance(v, str) and len(v) >= 24 and not v.startswith(("hidden", "Hidden")):
-                    values.add(v)
+        values |= _literals(ast.parse(open(path, encoding="utf-8").read()))
+    for path in glob.glob(os.path.join(root, "tests", "hidden", "mutants", "lesson*.py")):
+        tree = ast.parse(open(path, encoding="utf-8").read())  # read, not run: the mutants import tests.hidden
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "MUTANTS" for t in node.targets):
+                names |= {n.id for n in ast.walk(node.value) if isinstance(n, ast.Name)}
+        values |= _literals(tree)
     return names, values
 
 
