@@ -156,23 +156,23 @@ def test_dimension_claims_fail_on_wrong_runs():
     # smooth activations as large as ReLU at d' = 2: no gap to close
     lam = {a: (bd["lambda_min"]["relu"] if a in ("tanh", "swish") else v) for a, v in bd["lambda_min"].items()}
     wrong = _tampered(res, by_d={**bd, "lambda_min": lam})
-    assert verdicts(ag.spectra.dimension_claims(wrong))["4.3.gap-closes"] == "fails"
+    assert verdicts(ag.dimension.dimension_claims(wrong))["4.3.gap-closes"] == "fails"
     # ReLU falling like delta^2: no longer tracking the separation
     lam = dict(bn["lambda_min"])
     lam["relu"] = lam["relu"] * bn["separation"] / bn["separation"][0]
     wrong = _tampered(res, by_n={**bn, "lambda_min": lam})
-    assert verdicts(ag.spectra.dimension_claims(wrong))["4.3.kink-tracks-separation"] == "fails"
+    assert verdicts(ag.dimension.dimension_claims(wrong))["4.3.kink-tracks-separation"] == "fails"
     # tanh never reaching the floor
     at_floor = dict(bn["at_floor"])
     at_floor["tanh"] = np.zeros_like(at_floor["tanh"])
     wrong = _tampered(res, by_n={**bn, "at_floor": at_floor})
-    assert verdicts(ag.spectra.dimension_claims(wrong))["4.3.smooth-collapse"] == "fails"
+    assert verdicts(ag.dimension.dimension_claims(wrong))["4.3.smooth-collapse"] == "fails"
     # a bound that does not fall with n
     ub = {a: np.full_like(v, v[0]) for a, v in bn["upper_bound"].items()}
     wrong = _tampered(res, by_n={**bn, "upper_bound": ub})
-    assert verdicts(ag.spectra.dimension_claims(wrong))["4.3.bound"] == "fails"
+    assert verdicts(ag.dimension.dimension_claims(wrong))["4.3.bound"] == "fails"
     wrong = _tampered(res, by_n={**bn, "bound_holds": {**bn["bound_holds"], "relu": False}})
-    assert verdicts(ag.spectra.dimension_claims(wrong))["4.3.bound"] == "fails"
+    assert verdicts(ag.dimension.dimension_claims(wrong))["4.3.bound"] == "fails"
 
 
 def _with_metric(res, a, name, values):
@@ -208,10 +208,10 @@ def test_polynomial_claims_fail_on_wrong_runs():
     res = ag.POLYNOMIAL.execute().result
     per = {k: dict(v) for k, v in res["per_degree"].items()}
     per[3] = {**per[3], "rank": [r + 1 for r in per[3]["rank"]]}
-    assert verdicts(ag.spectra.polynomial_claims(_tampered(res, per_degree=per)))["4.5.rank"] == "fails"
+    assert verdicts(ag.dimension.polynomial_claims(_tampered(res, per_degree=per)))["4.5.rank"] == "fails"
     per = {k: dict(v) for k, v in res["per_degree"].items()}
     per[2] = {**per[2], "lambda_min": [1.0] * len(per[2]["lambda_min"])}
-    assert verdicts(ag.spectra.polynomial_claims(_tampered(res, per_degree=per)))["4.5.singular"] == "fails"
+    assert verdicts(ag.dimension.polynomial_claims(_tampered(res, per_degree=per)))["4.5.singular"] == "fails"
 
 
 def test_depth_claims_fail_on_wrong_runs():

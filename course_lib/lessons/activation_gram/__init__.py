@@ -2,8 +2,8 @@
 
 * :mod:`.core`: the closed forms (the G-matrix, exact Hermite coefficients of the kinked activations, the
   course's lower and upper bounds, the dual activation and deep kernels);
-* :mod:`.spectra`: experiments 4.1 (Hermite coefficients), 4.2 (separation), 4.3 (dimension and n),
-  4.5 (polynomial activations);
+* :mod:`.spectra`: experiments 4.1 (Hermite coefficients) and 4.2 (separation);
+* :mod:`.dimension`: experiments 4.3 (dimension and n) and 4.5 (polynomial activations);
 * :mod:`.training`: experiment 4.4 (training, each net against its own linearized dynamics; time control);
 * :mod:`.depth`: experiment 4.6 (depth and the dual activation's slope).
 
@@ -17,9 +17,9 @@ from .core import (ACTIVATIONS, COEFF_FLOOR, DEFAULT_ACTS, FLOOR_REL, KINKED, NU
                    kinked_coeffs, lower_bound, parity_slopes, phi_hermite, poly_space_dim, resolved, spectrum,
                    style, upper_bound)
 from .depth import DEPTH, depth_experiment, dual_slope_table  # noqa: F401
-from .spectra import (COEFFICIENTS, DIMENSION, POLYNOMIAL, RANK_TOL, SEPARATION,  # noqa: F401
-                      coefficients_experiment, dimension_experiment, polynomial_experiment, predicted_poly_rank,
-                      separation_experiment)
+from .dimension import (DIMENSION, POLYNOMIAL, RANK_TOL, dimension_experiment, polynomial_experiment,  # noqa: F401
+                        predicted_poly_rank)
+from .spectra import COEFFICIENTS, SEPARATION, coefficients_experiment, separation_experiment  # noqa: F401
 from .training import TRAINING, training_experiment  # noqa: F401
 
 EXPERIMENTS = (COEFFICIENTS, SEPARATION, DIMENSION, TRAINING, POLYNOMIAL, DEPTH)
