@@ -76,8 +76,8 @@ def test_numbers_at_the_defaults_are_what_the_text_says(full_length):
     assert network.follow_factor(narrow, "gd") == pytest.approx(2.4, abs=0.15)
     d01 = EXPS["6.5"].execute(dataset="digits 0 vs 1").result
     d38 = EXPS["6.5"].execute().result
-    assert d01["lam0"][-1] / d01["lam0"][0] == pytest.approx(80, rel=0.05)
-    assert d38["lam0"][-1] / d38["lam0"][0] == pytest.approx(23, rel=0.05)
+    assert d01["lam0"][-1] / d01["lam0"][0] == pytest.approx(77, rel=0.03)
+    assert d38["lam0"][-1] / d38["lam0"][0] == pytest.approx(24, rel=0.03)
     assert d01["runs"]["gd"]["steps_to_tol"] is None and None not in (d01["runs"]["hb"]["steps_to_tol"],
                                                                      d01["runs"]["nag"]["steps_to_tol"])
 

@@ -55,10 +55,10 @@ __all__ = ["DATASETS", "DEFAULTS", "EXPERIMENTS", "FIT_HI", "FIT_LO", "LABELS", 
            "quadratic_paths", "rate_maps", "stability_limit", "steps_to_tolerance", "width_dashboard"]
 
 
-def _network_controls(dataset: str) -> dict:
+def _network_controls(dataset: str, width_m: int = DEFAULTS["width"]) -> dict:
     return {"lr_fraction": real("step η × λmax(H∞)", DEFAULTS["lr_fraction"], 0.1, 2.0, 0.1),
             "beta": real("momentum β", DEFAULTS["beta"], 0.0, 0.95, 0.05),
-            "width": select("width m", DEFAULTS["width"], WIDTHS),
+            "width": select("width m", width_m, WIDTHS),
             "dataset": dropdown("data", dataset, DATASETS)}
 
 
@@ -104,7 +104,7 @@ WIDTH = Experiment(
 
 DIGITS = Experiment(
     id="6.5", title="Real data: two classes of handwritten digits", run=network.experiment, draw=network.draw,
-    claims=network.claims_65, controls=_network_controls("digits 3 vs 8"),
+    claims=network.claims_65, controls=_network_controls("digits 3 vs 8", 512),  # 64-dim inputs: width 512 keeps ~1 s
     fixed={"steps": DEFAULTS["steps"], "seed": DEFAULTS["seed"]}, numbers=network.numbers, headline=network.headline,
     state=network.state, frames=network.frames, key_steps=network.key_steps, alt=network.alt,
     reproduce={"default": {}, "digits01": {"dataset": "digits 0 vs 1"}},

@@ -183,15 +183,14 @@ def steps_to_tolerance(steps, norms, tol: float = TOLERANCE) -> int | None:
     return int(np.asarray(steps)[hit[0]]) if len(hit) else None
 
 
-def envelope(values, half_width: int = 15) -> np.ndarray:
-    """Running maximum over +-``half_width`` records: the envelope of an oscillating decay (heavy ball's
-    slowest modes turn with a period of ~30 steps at the defaults, so a pointwise ratio would compare phases)."""
+def envelope(values, steps=None, half_width: int = 15) -> np.ndarray:
+    """Running maximum over the records within +-``half_width`` steps: the envelope of an oscillating decay (heavy
+    ball's slowest modes turn with a period of ~30 steps at the defaults, so a pointwise ratio would compare phases)."""
     v = np.asarray(values, dtype=float)
-    n = len(v)
-    out = np.empty(n)
-    for i in range(n):
-        out[i] = np.nanmax(v[max(0, i - half_width):min(n, i + half_width + 1)])
-    return out
+    k = np.arange(len(v)) if steps is None else np.asarray(steps)
+    lo = np.searchsorted(k, k - half_width, side="left")
+    hi = np.searchsorted(k, k + half_width, side="right")
+    return np.array([np.nanmax(v[a:b]) for a, b in zip(lo, hi)])
 
 
 # ----------------------------------------------------------------------------------------------

@@ -43,6 +43,8 @@ RATE_TOL = 0.10  # "sits on its prediction": within 10% in -log rate (HB and NAG
 EDGE = 0.95  # a method whose eta lambda_max(H(0)) is within 5% of its stability limit is "at the edge"
 FOLLOW_FACTOR = 1.5  # "stays within 50% of its dashed prediction"
 STEPS_TOL = 0.10  # "the steps each method needs are those predicted": within 10%
+LIVE_WIDTH = 2048  # runs at this width and wider redraw a live curve while they train
+RECORD_STRIDE = 2  # the loss is recorded every 2 steps (recording cost as much as training at every step)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -72,7 +74,7 @@ def _gram_metric(model, X, H0: torch.Tensor, frame_steps: set[int]):
             return torch.full((E, 3), float("nan"), dtype=torch.float64)
         H = gram64(model, params, X)
         lam = torch.linalg.eigvalsh(H)
-        drift = torch.linalg.matrix_norm(H - H0, ord=2)
+        drift = torch.linalg.eigvalsh(H - H0).abs().max(dim=-1).values  # ||.||_2 of a symmetric matrix
         return torch.stack([lam[:, 0], lam[:, -1], drift], dim=1)
     return metric
 
@@ -104,11 +106,15 @@ def _experiment(dataset, width, lr_fraction, beta, steps, seed, methods, device,
     c0 = V0.T @ r0
     frame_steps = sorted(set(log_record_steps(steps, 40)))
     metrics = {"residual": _residual(model, y, set(frame_steps)), "gram": _gram_metric(model, X, H0, set(frame_steps))}
+    # the loss every RECORD_STRIDE steps (rates, steps to 10^-4) and at every frame of the replay
+    record = sorted(set(range(0, steps + 1, RECORD_STRIDE)) | set(frame_steps))
     limit = 2.0 / float(lam_inf[-1])
     histories: dict[str, History] = {}
 
     def callback(name):
-        if live is None:
+        # a live curve only where a run is slow (wide nets): with a record at every step, train() builds a
+        # snapshot of the history for each callback, which costs more than a narrow run itself
+        if live is None or width < LIVE_WIDTH:
             return None
 
         def cb(hist, step):  # a live curve of the run in progress
@@ -120,11 +126,11 @@ def _experiment(dataset, width, lr_fraction, beta, steps, seed, methods, device,
     if pair:  # GD is HB with beta = 0: one batched run trains both from the same initialization
         both = {k: v.expand(len(pair), *v.shape[1:]).clone() for k, v in params.items()}
         h = train(model, both, X, y, steps=steps, lr=lr, method="hb", momentum=[momentum_of(m, beta) for m in pair],
-                  record_every=1, metrics=metrics, callback=callback("gd+hb"), lr_limit=limit, progress=False)
+                  record_steps=record, metrics=metrics, callback=callback("gd+hb"), lr_limit=limit, progress=False)
         for i, m in enumerate(pair):
             histories[m] = _member(h, i)
     if "nag" in methods:
-        histories["nag"] = train(model, params, X, y, steps=steps, lr=lr, method="nag", momentum=beta, record_every=1,
+        histories["nag"] = train(model, params, X, y, steps=steps, lr=lr, method="nag", momentum=beta, record_steps=record,
                                  metrics=metrics, callback=callback("nag"), lr_limit=limit, progress=False)
     runs = {}
     for m in methods:
@@ -299,11 +305,13 @@ def floor_level(res: dict, m: str) -> float | None:
     rate would have taken it down 30x or more. The level is the median of its last 20 records."""
     r = res["runs"][m]
     rel = r["norms"] / r["norms"][0]
-    q = len(rel) // 4
-    if r["diverged"] or q < 10 or not np.all(np.isfinite(rel[-q - 1:])) or not np.isfinite(r["measured_rate"]):
+    steps = np.asarray(r["steps"])
+    q_start = int(np.searchsorted(steps, steps[-1] - steps[-1] // 4))  # the last quarter of the run
+    span = int(steps[-1] - steps[q_start])
+    if r["diverged"] or span < 10 or not np.all(np.isfinite(rel[q_start:])) or not np.isfinite(r["measured_rate"]):
         return None
-    late = float(np.median(rel[-20:]))
-    if late < TOLERANCE and min(r["measured_rate"], 1.0) ** q < 0.03 and rel[-1] > 0.1 * rel[-q - 1]:
+    late = float(np.median(rel[steps >= steps[-1] - 40]))
+    if late < TOLERANCE and min(r["measured_rate"], 1.0) ** span < 0.03 and rel[-1] > 0.1 * rel[q_start]:
         return late
     return None
 
@@ -316,7 +324,7 @@ def follow_factor(res: dict, m: str) -> float:
     lin = r["linearized"][r["steps"]]
     rel = r["norms"] / r["norms"][0]
     keep = np.isfinite(rel) & (rel >= TOLERANCE)
-    a, b = envelope(r["norms"])[keep], envelope(lin)[keep]
+    a, b = envelope(r["norms"], r["steps"])[keep], envelope(lin, r["steps"])[keep]
     with np.errstate(divide="ignore", invalid="ignore"):
         return float(np.exp(np.nanmax(np.abs(np.log(a / b))))) if keep.any() else float("nan")
 
