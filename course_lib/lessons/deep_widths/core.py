@@ -327,11 +327,12 @@ def width_groups(widths, overhead: float = 150.0) -> list[list[int]]:
 
 
 def train_widths(depth: int, own: list[dict], widths, X, y, lrs, *, steps: int, record, other: int, init: str,
-                 metrics=None, callback=None) -> dict:
+                 metrics=None, callback=None, on_group=None) -> dict:
     """Train the networks ``own[i]`` (params of width ``widths[i]``, ``seeds`` each) by GD with steps ``lrs``
     (shape (len(widths), seeds)), grouped by :func:`width_groups` into padded ensembles. Returns the records
     (steps,), every metric reshaped to (records, widths, seeds) (NaN after a whole group diverged and stopped),
-    ``diverged`` (widths, seeds) and the final ``params`` of each width (unpadded)."""
+    ``diverged`` (widths, seeds) and the final ``params`` of each width (unpadded). ``on_group(partial)``, if
+    given, is called after each group with what is recorded so far (for a live redraw)."""
     from ...train import train
 
     S = own[0]["W1"].shape[0]
@@ -360,4 +361,6 @@ def train_widths(depth: int, own: list[dict], widths, X, y, lrs, *, steps: int, 
             final[index[w]] = q
         if h.message:
             messages.append(h.message)
+        if on_group is not None:
+            on_group({"steps": np.asarray(record), "diverged": diverged, **out})
     return {"steps": np.asarray(record), "diverged": diverged, "message": " ".join(messages), "params": final, **out}

@@ -83,12 +83,16 @@ def experiment_step(init: str = DEFAULTS["init"], depth: int = DEFAULTS["depth"]
             own.append(p)
         per = {k: np.array(v) for k, v in per.items()}  # (widths, seeds)
         record = log_record_steps(steps, 40)
+        def result(tr, partial):
+            return {"partial": partial, "steps_recorded": tr["steps"], "widths": widths, "seeds": seeds, "n": N,
+                    "depth": depth, "init": init, "other": other, "lr_fraction": lr_fraction, "steps": steps,
+                    "dataset": dataset, "frames": record, "loss_ratio": tr["loss"] / tr["loss"][:1],
+                    "lower_move": tr["lower_move"], "diverged": tr["diverged"], "message": tr.get("message", ""), **per}
+
         tr = train_widths(depth, own, widths, X, y, lr_fraction * 2.0 / per["beta"], steps=steps, record=record,
-                          other=other, init=init, metrics=lambda model: {"lower_move": _lower_move(model, depth)})
-    return {"partial": False, "steps_recorded": tr["steps"], "widths": widths, "seeds": seeds, "n": N,
-            "depth": depth, "init": init, "other": other, "lr_fraction": lr_fraction, "steps": steps,
-            "dataset": dataset, "frames": record, "loss_ratio": tr["loss"] / tr["loss"][:1],
-            "lower_move": tr["lower_move"], "diverged": tr["diverged"], "message": tr["message"], **per}
+                          other=other, init=init, metrics=lambda model: {"lower_move": _lower_move(model, depth)},
+                          on_group=None if live is None else (lambda part: live(result(part, True))))
+    return result(tr, False)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -217,10 +221,9 @@ def headline(res: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 def _series(ax, w, vals, i, label, *, open_marker=False, line=True):
     col, mk = plots.color(i), plots.marker(i)
-    S = vals.shape[1]
-    for s in range(S):
-        ax.plot(w, vals[:, s], linestyle="none", marker=mk, color=col, ms=4, alpha=0.6,
-                mfc="none" if open_marker else col)
+    S = vals.shape[1]  # every seed as one artist (markers only), then the geometric mean as a line
+    ax.plot(np.repeat(w, S), np.asarray(vals).ravel(), linestyle="none", marker=mk, color=col, ms=4, alpha=0.6,
+            mfc="none" if open_marker else col)
     if line:
         ax.plot(w, _gm(vals, 1), "-", color=col, marker=mk, ms=5, mfc="none" if open_marker else col, label=label)
 
@@ -233,10 +236,10 @@ def draw(res: dict, spec: dict | None = None):
     N = res["n"]
     T = res["steps"]
     # (1) beta and its parts
-    _series(a1, w, res["beta"], 0, "β = λ_max(NTK)")
-    _series(a1, w, res["out_max"], 1, "output layer's block F Fᵀ", open_marker=True)
-    _series(a1, w, res["lower_max"], 2, "lower layers' blocks")
-    a1.plot(w, predicted_beta(res), **plots.THEORY_STYLE, label="w·λ_max(M) + lower part")
+    _series(a1, w, res["beta"], 0, "β")
+    _series(a1, w, res["out_max"], 1, "output block F Fᵀ", open_marker=True)
+    _series(a1, w, res["lower_max"], 2, "lower blocks")
+    a1.plot(w, predicted_beta(res), **plots.THEORY_STYLE, label="w·λ_max(M) + lower")
     a1.set(xscale="log", yscale="log", xlabel="width of the last hidden layer w", ylabel="largest eigenvalue",
            title="β = λ_max(NTK at init) and its two parts")
     vals = np.concatenate([res["beta"].ravel(), res["out_max"].ravel(), res["lower_max"].ravel()])
@@ -244,24 +247,23 @@ def draw(res: dict, spec: dict | None = None):
     a1.legend(fontsize=6.5, loc="upper left", framealpha=0.9)
     # (2) loss left after T steps
     left = res["loss_ratio"][-1]
-    _series(a2, w, left, 3, f"L({T}) / L(0)")
+    _series(a2, w, left, 3, None)
     a2.set(xscale="log", yscale="log", xlabel="width of the last hidden layer w", ylabel="loss left L(T)/L(0)",
            title=f"loss left after T = {T} steps")
     lo = np.nanmin(np.where(left > 0, left, np.nan))
     a2.set_ylim(lo / 5, min(np.nanmax(left) * 20, 1e3))
     if lo / 5 < LOSS_FLOOR:
-        a2.axhspan(lo / 5, LOSS_FLOOR, color="grey", alpha=0.12, label="float32 floor (shaded)")
-    a2.legend(fontsize=6.5, loc="upper left", framealpha=0.9)
+        a2.axhspan(lo / 5, LOSS_FLOOR, color="grey", alpha=0.12)
+        a2.text(0.98, 0.02, "float32 floor", transform=a2.transAxes, ha="right", fontsize=7, color="dimgrey")
     # (3) the lower layers' movement
-    _series(a3, w, res["lower_move"][-1], 4, "‖ΔW_l‖/‖W_l(0)‖, layers l < L")
-    a3.set(xscale="log", yscale="log", xlabel="width of the last hidden layer w", ylabel="relative movement",
+    _series(a3, w, res["lower_move"][-1], 4, None)
+    a3.set(xscale="log", yscale="log", xlabel="width of the last hidden layer w", ylabel="‖ΔW‖/‖W(0)‖, layers < L",
            title=f"how far the lower layers moved in {T} steps")
-    a3.legend(fontsize=6.5, loc="lower left", framealpha=0.9)
     # (4) the guarantee's rate
     r = res["lam_F"] ** 2 / res["beta"]
     keep = w >= 2 * N  # at w = N, lambda_F is numerically 0 for some seeds
-    _series(a4, w[keep], r[keep], 5, "λ_F²/β (measured)")
-    a4.plot(w[keep], predicted_ratio(res)[keep], **plots.THEORY_STYLE, label="large-width value w·λ_min(M)/(w·λ_max(M) + lower)")
+    _series(a4, w[keep], r[keep], 5, "measured")
+    a4.plot(w[keep], predicted_ratio(res)[keep], **plots.THEORY_STYLE, label="large-width value")
     a4.set(xscale="log", yscale="log", xlabel="width of the last hidden layer w", ylabel="λ_F² / β",
            title="what sets the guarantee's rate 1 − f·λ_F²/(2β)")
     a4.legend(fontsize=6.5, loc="lower right", framealpha=0.9)
