@@ -166,7 +166,7 @@ def fmt(x, sig: int = 3, *, floor: float | None = None) -> str:
 
 
 _ICON = {"holds": "✓", "fails": "✗", "does not apply": "–"}
-_COLOR = {"holds": "#1a7f37", "fails": "#c0392b", "does not apply": "#6e7781"}
+_COLOR = {"holds": "#1a7f37", "fails": "#b35900", "does not apply": "#6e7781"}  # fails: amber, not alarm red (a claim may fail at a setting the learner chose)
 
 
 def status_html(claims: Sequence[Claim], headline: str = "", *, statements: bool = False) -> str:
