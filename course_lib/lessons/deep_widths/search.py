@@ -264,5 +264,9 @@ EXPERIMENT = Experiment(
 
 
 def widths_dashboard(**overrides):
-    """Controls: depth, step budget, other widths."""
-    return EXPERIMENT.dashboard(**overrides)
+    """Controls: depth, step budget, other widths. A sweep of 36 networks: it runs on the Run button (change several
+    controls, then run) and redraws after each N."""
+    from ...widgets import Dashboard
+
+    return Dashboard(EXPERIMENT, overrides=overrides, auto=False,
+                     title=f"Experiment {EXPERIMENT.id}: {EXPERIMENT.title} (press Run after changing)")
