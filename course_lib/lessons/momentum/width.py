@@ -231,6 +231,9 @@ def draw(res: dict):
     ax2.plot(w, res["pred_neuron"], **plots.THEORY_STYLE, label="minimum-norm move (linearized)")
     ax2.axhline(PER_NEURON, color="grey", lw=1, ls=":", label="a fifth of a neuron's length")
     ax2.set(xscale="log", yscale="log", xlabel="width m", ylabel="largest ‖wᵣ − wᵣ(0)‖ / ‖wᵣ(0)‖")
+    top = max(float(np.nanmax(res["neuron"][m][:, -1])) for m in METHODS)
+    low = min(float(np.nanmin(res["pred_neuron"])), *(float(np.nanmin(res["neuron"][m][:, -1])) for m in METHODS))
+    ax2.set_ylim(low / 1.5, top * 6)  # room above the curves for the legend
     ax2.legend(fontsize=7, loc="upper right")
     ax2.set_title("the largest single-neuron move", fontsize=9, y=1.01)
     lo = min(np.nanmin(res["rel"][m][:, -1]) for m in METHODS)
