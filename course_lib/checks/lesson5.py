@@ -21,8 +21,9 @@ ANSWERED_BY = {
     # methods, but tests/test_grading_library.py builds its cheating notebook from the first name as a module-level
     # function, so no name is listed here until that test resolves class attributes too.
     "5.1": (),
-    "5.2": (),  # the lesson's sigma_min is part of a module being rewritten; numpy's svd is the learner's tool
-    "5.3": (),
+    "5.2": ("course_lib.lessons.deep_widths.sigma_min", "course_lib.lessons.deep_widths.core.sigma_min",
+            "course_lib.lessons.deep_widths.lambda_F", "course_lib.lessons.deep_widths.core.lambda_F"),
+    "5.3": ("course_lib.lessons.deep_widths.guarantee", "course_lib.lessons.deep_widths.core.guarantee"),
 }
 
 

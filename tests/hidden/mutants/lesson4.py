@@ -279,6 +279,14 @@ def mutant_exponent_from_zero(c, lo, hi):
     return 2 * (-max(_slopes(c, 1, hi)) - 1)
 
 
+def mutant_exponent_library(c, lo, hi):
+    """fits with the lesson's own course_lib.lessons.activation_gram.parity_slopes"""
+    from course_lib.lessons.activation_gram import parity_slopes
+
+    slopes = parity_slopes(np.asarray(c, dtype=np.float64) ** 2, lo, hi)
+    return 2 * (-max(slopes.values()) - 1)
+
+
 def mutant_exponent_theory_table(c, lo, hi):
     """answers 3 (ELU's value) whatever the coefficients"""
     return 3.0
@@ -295,5 +303,5 @@ MUTANTS = {
             mutant_rank_worst_mode, mutant_rank_library],
     "4.4": [mutant_exponent_no_two, mutant_exponent_s, mutant_exponent_two_s, mutant_exponent_fast_parity,
             mutant_exponent_pooled, mutant_exponent_unsquared, mutant_exponent_inclusive, mutant_exponent_sign,
-            mutant_exponent_from_zero, mutant_exponent_theory_table],
+            mutant_exponent_from_zero, mutant_exponent_theory_table, mutant_exponent_library],
 }

@@ -103,6 +103,14 @@ def mutant_lambda_min_entry(F):
     return float(np.linalg.norm(np.asarray(F, dtype=np.float64), axis=1).min())
 
 
+def mutant_lambda_library(F):
+    """calls the lesson's own course_lib.lessons.deep_widths.sigma_min"""
+    from course_lib.lessons.deep_widths import sigma_min
+
+    value, _ = sigma_min(torch.as_tensor(np.asarray(F, dtype=np.float64))[None])
+    return float(value[0])
+
+
 # ----------------------------------------------------------------------------------------------
 # 5.3 guarantee_vs_observed
 # ----------------------------------------------------------------------------------------------
@@ -189,6 +197,18 @@ def mutant_steps_svd_trap(X, y, widths, lr, steps, seed):
     return _guarantee(lr, float(np.linalg.svd(F, compute_uv=False)[-1])), _first(k, L)
 
 
+def mutant_steps_library(X, y, widths, lr, steps, seed):
+    """reads the guarantee off the lesson's own course_lib.lessons.deep_widths.guarantee"""
+    from course_lib.lessons.deep_widths import guarantee
+
+    F, k, L = _run(X, y, widths, lr, steps, seed)
+    lam = _sigma_min(F)
+    if lam <= 0:
+        return -1, _first(k, L)
+    curve = guarantee(1.0, lr, lam, 10**6)
+    return int(np.flatnonzero(curve <= 0.01)[0]), _first(k, L)
+
+
 def mutant_steps_swapped(X, y, widths, lr, steps, seed):
     """returns (observed, guaranteed)"""
     F, k, L = _run(X, y, widths, lr, steps, seed)
@@ -199,8 +219,8 @@ MUTANTS = {
     "5.1": [mutant_features_no_last_relu, mutant_features_relu_at_end, mutant_features_ntk_scaling,
             mutant_features_relu_input, mutant_features_abs, mutant_features_transposed, mutant_features_first_layer],
     "5.2": [mutant_lambda_svd_last, mutant_lambda_no_sqrt, mutant_lambda_no_clip, mutant_lambda_largest,
-            mutant_lambda_gram_wrong_side, mutant_lambda_normalized, mutant_lambda_min_entry],
+            mutant_lambda_gram_wrong_side, mutant_lambda_normalized, mutant_lambda_min_entry, mutant_lambda_library],
     "5.3": [mutant_steps_factor_two, mutant_steps_unsquared, mutant_steps_floor, mutant_steps_sigma_max,
             mutant_steps_default_init, mutant_steps_observed_plus_one, mutant_steps_target_tenth,
-            mutant_steps_svd_trap, mutant_steps_swapped],
+            mutant_steps_svd_trap, mutant_steps_swapped, mutant_steps_library],
 }

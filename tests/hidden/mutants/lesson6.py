@@ -75,6 +75,13 @@ def mutant_res_beta_for_gd(H, r0, lr, beta, method, steps):
                     (r + b * (r - p)) - lr * H @ (r + b * (r - p)))
 
 
+def mutant_res_library(H, r0, lr, beta, method, steps):
+    """calls the lesson's own course_lib.lessons.momentum.linearized_residuals"""
+    from course_lib.lessons.momentum import linearized_residuals
+
+    return linearized_residuals(H, r0, lr, 0.0 if method == "gd" else beta, method, steps)
+
+
 # ----------------------------------------------------------------------------------------------
 # 6.2 predicted_rate
 # ----------------------------------------------------------------------------------------------
@@ -269,7 +276,8 @@ def mutant_measured_absolute_window(steps, norms, lo, hi):
 
 MUTANTS = {
     "6.1": [mutant_res_prev_zero, mutant_res_nag_as_hb, mutant_res_no_momentum, mutant_res_gradient_sign,
-            mutant_res_momentum_sign, mutant_res_nag_partial, mutant_res_no_start_row, mutant_res_beta_for_gd],
+            mutant_res_momentum_sign, mutant_res_nag_partial, mutant_res_no_start_row, mutant_res_beta_for_gd,
+            mutant_res_library],
     "6.2": [mutant_rate_real_sqrt, mutant_rate_min_over_lambda, mutant_rate_swapped_methods, mutant_rate_gd_always,
             mutant_rate_smaller_root, mutant_rate_sqrt_beta, mutant_rate_library],
     "6.3": [mutant_under_modulus_beta, mutant_under_bounds_no_sqrt, mutant_under_bounds_unsquared, mutant_under_no_lr,
