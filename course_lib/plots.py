@@ -174,10 +174,10 @@ class Scene:
         self.step = first
 
     def png(self, step) -> bytes:
-        """The figure at ``step`` as PNG bytes."""
+        """The figure at ``step`` as PNG bytes (``step=None``: the background alone, no moving parts)."""
         from PIL import Image
 
-        arts = list(self.update(step))
+        arts = list(self.update(step)) if step is not None else []
         for a in arts:
             if not a.get_animated():
                 a.set_animated(True)
