@@ -59,6 +59,8 @@ def _pow10_label(value, _pos=None) -> str:
     e = int(np.floor(np.log10(value) + 1e-9))
     mant = value / 10.0**e
     if abs(mant - round(mant)) > 1e-6 * mant:
+        if 1 <= value < 1e6 and value == int(value):  # a tick placed at a count (a width 1024): the number itself
+            return str(int(value))
         return f"{value:.3g}"
     mant = int(round(mant))
     if -2 <= e <= 3:  # 0.01 .. 9000 read better as plain numbers

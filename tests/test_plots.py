@@ -8,6 +8,9 @@ def test_pow10_labels_are_plain_unicode():
     vals = (1e-4, 1.0, 10.0, 1e2, 0.5, 0.0, 2e-5, 5e6, 0.02, 3000.0)
     assert [plots._pow10_label(v) for v in vals] == ["10⁻⁴", "1", "10", "100", "0.5", "", "2×10⁻⁵", "5×10⁶", "0.02",
                                                      "3000"]
+    # ticks placed at counts (widths 16 .. 16384) read as the numbers themselves, not "1.02e+03"
+    assert [plots._pow10_label(v) for v in (16.0, 1024.0, 16384.0, 1500.0, 0.15)] == ["16", "1024", "16384", "1500",
+                                                                                       "0.15"]
 
 
 def test_short_log_axes_keep_labelled_ticks():
