@@ -100,8 +100,11 @@ def _check_gradient(fn, a, W, a_star, W_star, label: str) -> None:
         fail(f"expected a pair (dL/da of shape ({n},), dL/dW of shape ({n}, {d})); your function returned "
              f"{type(out).__name__}" + (f" of length {len(out)}" if isinstance(out, (tuple, list)) else ""),
              "return the two arrays as a tuple (dL/da, dL/dW)")
-    ga = as_array(out[0], f"dL/da of shape ({n},)", (n,), name="dL/da")
-    gW = as_array(out[1], f"dL/dW of shape ({n}, {d})", (n, d), name="dL/dW",
+    nan_hint = ("arccos and sqrt of a cosine that rounding pushed just past +-1 give NaN (a student can sit exactly on "
+                "a teacher's direction): clip the cosines to [-1, 1]")
+    ga = as_array(out[0], f"dL/da of shape ({n},)", (n,), name="dL/da", nan_hint=nan_hint,
+                  shape_hint="return the pair in this order: (dL/da, dL/dW)")
+    gW = as_array(out[1], f"dL/dW of shape ({n}, {d})", (n, d), name="dL/dW", nan_hint=nan_hint,
                   shape_hint="one row per student neuron, like W")
     ega, egW = expected_gradient(a, W, a_star, W_star)
     aga, agW = gradient_allowance(a, W, a_star, W_star)

@@ -64,6 +64,7 @@ def mutant_grad_teachers_only(a, W, a_star, W_star):
     return _grad(a, W, a_star, W_star, students=False)
 
 
+@common("clip the cosines")
 def mutant_grad_no_clip(a, W, a_star, W_star):
     """arccos and sqrt of an unclipped cosine (NaN for a student parallel to a teacher)"""
     return _grad(a, W, a_star, W_star, clip=False)
