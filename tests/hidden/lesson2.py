@@ -51,6 +51,7 @@ def hidden_rate_one_mode(fn):
     lr = 1.5 / lam[-1]
     got = fn(H.copy(), E0.copy(), lr, 3, 13)
     want = abs(1 - lr * lam[4])
+    # |1 - lr lam| from float64 eigenvalues (backward stable: ~n eps lam_max) and the public check's RATE_RTOL
     if not abs(float(got) - want) <= 1e-9 * want:
         fail(f"an error along the eigenvector of lambda = {lam[4]:.6g}: expected |1 - lr lam| = {want:.12g}, got {got}")
     _check_rate(fn, H, E0, lr, 3, 13, "one mode")

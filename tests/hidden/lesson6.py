@@ -54,6 +54,7 @@ def hidden_rate_classical_tunings(fn):
     _check_rate(fn, lam, 4 / (math.sqrt(L) + math.sqrt(mu)) ** 2, ((sk - 1) / (sk + 1)) ** 2, "hb", "Polyak")
     _check_rate(fn, lam, 1 / L, (sk - 1) / (sk + 1), "nag", "Nesterov's tuning")
     got = float(fn([0.5], 0.5, 0.25, "hb"))  # a double root at sqrt(beta) = 0.5
+    # at a double root a rounding delta of the discriminant moves the moduli by sqrt(delta)/2 ~ 1e-8 (rate_allowance)
     if abs(got - 0.5) > 1e-7:
         fail(f"critically damped heavy ball (a double root at 0.5): got {got}")
 
@@ -65,6 +66,7 @@ def hidden_underdamped_many(fn):
         lo, hi, mod = (float(v) for v in fn(lr, beta))
         for lam in np.linspace(lo, hi, 7)[1:-1]:
             roots = np.roots([1.0, -(1 + beta - lr * lam), beta])
+            # inside the interval the roots are complex and well separated: np.roots is accurate to ~1e-15 there
             if abs(np.abs(roots).max() - mod) > 1e-9:
                 fail(f"lr = {lr}, beta = {beta}, lam = {lam:.4g}: the roots' modulus is {np.abs(roots).max():.6g}, "
                      f"you said {mod:.6g}")
