@@ -68,9 +68,10 @@ def test_claims_fail_on_a_wrong_run(full_length):
     assert {c.id: c.verdict for c in tour.claims(res4)}["0.1.held-out"] == "fails"
 
 
-def test_prediction_is_this_networks_own_linearized_dynamics():
+def test_prediction_is_this_networks_own_linearized_dynamics(monkeypatch):
     """The dashed curve equals an independent iteration of u(k+1) - y = (I - eta H(0))(u(k) - y), with H(0)
     built here from the activation patterns (not with course_lib.kernels)."""
+    monkeypatch.setenv("COURSE_FAST", "0")  # exactly 30 steps (the test command sets fast mode)
     res = tour.experiment(256, 0, steps=30)
     X = data.unit_sphere(64, 5, seed=0)
     y = data.two_layer_teacher(3, 5, seed=1000)(X)
@@ -89,7 +90,8 @@ def test_prediction_is_this_networks_own_linearized_dynamics():
     assert res["lr"] == pytest.approx(0.5 * theory.stability_limit(kernels.relu_h_inf(X)), rel=1e-12)
 
 
-def test_drift_metric_is_the_operator_norm_of_the_gram_change():
+def test_drift_metric_is_the_operator_norm_of_the_gram_change(monkeypatch):
+    monkeypatch.setenv("COURSE_FAST", "0")  # exactly 20 steps (the test command sets fast mode)
     res = tour.experiment(128, 0, steps=20)
     h = res["history"]
     k = [i for i, s in enumerate(h.steps) if np.isfinite(h["drift"][i, 0])][-1]
