@@ -90,7 +90,23 @@ def badge(repository: str, branch: str, path: str = "lessons/00_tour.ipynb") -> 
 
 
 def _notebooks(root: str) -> list[str]:
-    return sorted(glob.glob(os.path.join(root, "lessons", "*.ipynb")) + glob.glob(os.path.join(root, "solutions", "*.ipynb")))
+    """The lessons, and the exercise sources (``solutions/``; in a student release, which has none, ``exercises/``)."""
+    exercises = "solutions" if os.path.isdir(os.path.join(root, "solutions")) else "exercises"
+    return sorted(glob.glob(os.path.join(root, "lessons", "*.ipynb")) + glob.glob(os.path.join(root, exercises, "*.ipynb")))
+
+
+def declare(root: str, repository: str, branch: str) -> None:
+    """Rewrite ``[tool.course]`` in ``root``'s pyproject.toml to ``repository`` and ``branch`` (a release's address)."""
+    _owner_name(repository)
+    path = os.path.join(root, "pyproject.toml")
+    text = open(path, encoding="utf-8").read()
+    section = re.search(r"^\[tool\.course\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
+    body = f'\nrepository = "{repository}"\nbranch = "{branch}"\n\n'
+    if section:
+        text = text[: section.start(1)] + body + text[section.end(1):]
+    else:
+        text = text.rstrip("\n") + "\n\n[tool.course]" + body
+    open(path, "w", encoding="utf-8").write(text.rstrip("\n") + "\n")
 
 
 def _title(path: str) -> str:

@@ -1,6 +1,6 @@
 """The student release: what an instructor hands out (a folder and a .zip).
 
-    python -m course_lib release --out release/
+    python -m course_lib release --out release/ [--address https://github.com/OWNER/NAME] [--branch main]
 
 Contents: lessons/, exercises/ (regenerated from solutions/ first), the library course_lib/ (with
 the public checks), pyproject.toml, course.sh, binder/, README.md. Never: solutions/, tests/ (the
@@ -17,6 +17,7 @@ import re
 import shutil
 import sys
 
+from . import links
 from .exercises import BEGIN, END, build
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -24,8 +25,16 @@ INCLUDE = ["lessons", "exercises", "course_lib", "binder", "pyproject.toml", "co
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info")
 
 
-def build_release(outdir: str, root: str = ROOT, *, archive: bool = True) -> str:
-    """Write the release folder (and ``outdir.zip``); returns the folder's path."""
+def build_release(outdir: str, root: str = ROOT, *, archive: bool = True, address: str | None = None,
+                  branch: str | None = None) -> str:
+    """Write the release folder (and ``outdir.zip``); returns the folder's path.
+
+    address, branch : where learners will find the release (a GitHub address ``https://github.com/OWNER/NAME``);
+        its pyproject.toml then declares that address and every Binder/Colab link and setup cell points there
+        (:mod:`course_lib.links`). Default: the course's own declared address. ValueError for another kind of address.
+    """
+    if address is not None:
+        links._owner_name(address)  # refuse a bad address before writing anything
     outdir = os.path.abspath(outdir)
     if os.path.abspath(root).startswith(outdir + os.sep) or outdir == os.path.abspath(root):
         raise ValueError(f"out must not contain the course itself; got {outdir!r}")
@@ -39,6 +48,10 @@ def build_release(outdir: str, root: str = ROOT, *, archive: bool = True) -> str
             shutil.copytree(src, os.path.join(outdir, name), ignore=IGNORE)
         elif os.path.exists(src):
             shutil.copy2(src, os.path.join(outdir, name))
+    if address is not None or branch is not None:
+        conf = links.declared(outdir)
+        links.declare(outdir, address or conf["repository"], branch or conf["branch"])
+        links.write_links(outdir)
     if archive:
         shutil.make_archive(outdir, "zip", os.path.dirname(outdir), os.path.basename(outdir))
     return outdir
@@ -139,8 +152,15 @@ def find_leaks(folder: str, root: str = ROOT) -> list[str]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m course_lib release", description="Build the student release.")
     ap.add_argument("--out", default="release", help="output folder (an archive OUT.zip is written beside it)")
+    ap.add_argument("--address", help="the release's public GitHub address (https://github.com/OWNER/NAME): its "
+                    "Binder/Colab links and setup cells point there (default: pyproject.toml's [tool.course])")
+    ap.add_argument("--branch", help="the release's branch (default: the declared one)")
     args = ap.parse_args(argv)
-    folder = build_release(args.out)
+    try:
+        folder = build_release(args.out, address=args.address, branch=args.branch)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     leaks = find_leaks(folder)
     if leaks:
         print("refusing: the release would leak\n  " + "\n  ".join(leaks[:20]), file=sys.stderr)

@@ -56,3 +56,30 @@ def test_release_exercises_match_generated_stubs(built):
         a = nbformat.read(src, as_version=4)
         b = nbformat.read(os.path.join(built, "exercises", os.path.basename(src)), as_version=4)
         assert [c.source for c in a.cells] == [c.source for c in b.cells]
+
+
+def test_release_at_its_own_address_carries_links_there(tmp_path):
+    """`release --address URL`: the release declares URL, and its README, lessons and exercises link there."""
+    from course_lib import links
+
+    out = release.build_release(str(tmp_path / "rel"), archive=False,
+                                address="https://github.com/a-school/course-2027", branch="spring")
+    assert links.declared(out) == {"repository": "https://github.com/a-school/course-2027", "branch": "spring"}
+    assert links.write_links(out, check=True) == []  # nothing stale in the release
+    readme = open(os.path.join(out, "README.md"), encoding="utf-8").read()
+    assert "https://mybinder.org/v2/gh/a-school/course-2027/spring?" in readme
+    ex = nbformat.read(os.path.join(out, "exercises", "01_kernel_regime.ipynb"), as_version=4)
+    assert ("colab.research.google.com/github/a-school/course-2027/blob/spring/exercises/01_kernel_regime.ipynb"
+            in ex.cells[0].source)
+    setup = next(c for c in ex.cells if c.cell_type == "code")
+    assert "course-setup" in setup.metadata["tags"] and "git+https://github.com/a-school/course-2027@spring" in setup.source
+    own = links.declared(ROOT)["repository"].split("github.com/")[1]
+    assert own not in readme and not any(
+        own in open(p, encoding="utf-8").read() for p in glob.glob(os.path.join(out, "*", "*.ipynb")))
+    assert release.find_leaks(out) == []
+
+
+def test_release_refuses_an_address_it_cannot_link(tmp_path):
+    with pytest.raises(ValueError, match="GitHub address"):
+        release.build_release(str(tmp_path / "rel"), archive=False, address="https://example.org/course")
+    assert not os.path.exists(tmp_path / "rel")
