@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ... import data, kernels
+from ..._validate import PSD_RTOL
 from ...activations import _quadrature_rule, get_activation
 from ...claims import FLOAT32_FLOOR
 from ...runtime import to_float64
@@ -107,21 +108,21 @@ def residual(params, ctx) -> torch.Tensor:
 _residual_metric = residual  # the name lesson 1 used before
 
 
-def gram_metric(H0: torch.Tensor, steps, *, top: bool = False):
-    """A metric recording, at the steps in ``steps`` only, ||H(k) - H(0)||_2 per network (H0: (E, n, n),
-    float64 on the CPU) and, with ``top``, also lambda_max(H(k)) (then shape (E, 2)); NaN elsewhere."""
+def gram_metric(H0: torch.Tensor, steps):
+    """A metric recording, at the steps in ``steps`` only, per network (H0: (E, n, n), float64 on the CPU):
+    the drift ||H(k) - H(0)||_2, lambda_min(H(k)) and lambda_max(H(k)) (shape (E, 3); NaN elsewhere).
+    H(k) is positive semi-definite: a lambda_min at rounding level (|lambda| below PSD_RTOL x lambda_max, either
+    sign) is recorded as 0."""
     steps = set(int(k) for k in steps)
-    width = 2 if top else 1
 
     def metric(params, ctx):
         E = ctx.params0["W"].shape[0]
         if ctx.step not in steps:
-            return torch.full((E, width), float("nan"))
+            return torch.full((E, 3), float("nan"))
         Hk = kernels.empirical_gram(ctx.model, params, ctx.X).cpu()
-        out = [torch.linalg.matrix_norm(Hk - H0, 2)]
-        if top:
-            out.append(torch.linalg.eigvalsh(Hk)[:, -1])
-        return torch.stack(out, dim=1)
+        ev = kernels.psd_spectrum(Hk)
+        low = torch.where(ev[:, 0] <= PSD_RTOL * ev[:, -1], torch.zeros_like(ev[:, 0]), ev[:, 0])
+        return torch.stack([torch.linalg.matrix_norm(Hk - H0, 2), low, ev[:, -1]], dim=1)
 
     return metric
 
@@ -191,14 +192,17 @@ def mode_groups(n: int, size: int = 5) -> dict[str, np.ndarray]:
 
 def activation_table(n: int = 50, d: int = 10, seed: int = 0, lr_fraction: float = 0.5):
     """For each activation: lambda_0 and lambda_max of G^inf on the lesson's data (first layer trained), their
-    ratio, and the steps per decade of the slowest direction at eta = lr_fraction x 2 / lambda_max,
-    ln 10 / -ln(1 - eta lambda_0) (the long-run speed of the linearized dynamics)."""
+    ratio, the steps per decade of the slowest direction at eta = lr_fraction x 2 / lambda_max,
+    ln 10 / -ln(1 - eta lambda_0) (the long-run speed of the linearized dynamics), and the squared mean of phi',
+    c_0^2 = E[phi'(z)]^2: the weight of the term c_0^2 X X^T of G^inf, which sets most of lambda_max."""
     from ...claims import Table
 
     rows = []
     for act in ACTIVATIONS:
         lam = problem(n, d, seed, act, False)["lam"].numpy()
         eta = lr_fraction * 2 / lam[-1]
-        rows.append((act, lam[0], lam[-1], lam[0] / lam[-1], math.log(10) / -math.log1p(-eta * lam[0])))
-    return Table(["activation", "λ₀ of G", "λmax of G", "λ₀ / λmax", f"steps per decade (η = {lr_fraction} × 2/λmax)"],
+        c0 = float(get_activation(act).hermite_coeffs(1)[0])
+        rows.append((act, lam[0], lam[-1], lam[0] / lam[-1], math.log(10) / -math.log1p(-eta * lam[0]), c0 * c0))
+    return Table(["activation", "λ₀ of G", "λmax of G", "λ₀ / λmax", f"steps per decade (η = {lr_fraction} × 2/λmax)",
+                  "E[φ′(z)]²"],
                  rows, title=f"G∞ on the lesson's data (n = {n}, d = {d}, seed {seed}), first layer trained", sig=3)

@@ -21,6 +21,7 @@ from ...experiment import Experiment, integer, log_record_steps, real, select
 from ...models import TwoLayer
 from ...runtime import get_device, scaled_steps
 from ...train import train
+from . import gd
 from .core import gram_metric, loglog_slope, neuron_movement, problem
 
 SWEEP_DEFAULTS = dict(max_width=4096, n=50, lr_fraction=0.5, seed=0, d=10, steps=100, seeds=4)
@@ -28,6 +29,7 @@ MAX_WIDTHS = (1024, 4096, 16384)
 SLOPE_TOL = 0.1   # "like m^-1/2": a fitted slope within 0.1 of -1/2
 FRAMES = 20       # log-spaced steps at which the drift is recorded (the time control's frames)
 REFERENCE = 1024  # the first dashboard's default width
+DRIFT_VS_INIT = (0.25, 2.0)  # "the same order": the drift between a quarter of ||H(0) - H^inf|| and twice it
 
 
 def sweep_widths(max_width: int) -> list[int]:
@@ -116,6 +118,27 @@ def _at(res, key, width):
     return float(np.exp(np.interp(math.log(width), w, np.log(means(res, key)))))
 
 
+def growth(res: dict) -> np.ndarray:
+    """Per width: the mean drift at the last recorded step over the mean drift at step 1."""
+    i1 = res["record_steps"].index(1) if 1 in res["record_steps"] else 1
+    return np.array([float(np.mean(p[-1]) / np.mean(p[i1])) for p in res["drift_path"]])
+
+
+def drift_over_init(res: dict) -> np.ndarray:
+    """Per width: the mean largest drift over the mean ||H(0) - H^inf||."""
+    return means(res, "drift") / means(res, "H0_dev")
+
+
+def rough(width: float) -> str:
+    """An extrapolated width to one significant digit (an order of magnitude, not a number): '≈ 5×10⁴'."""
+    e = int(math.floor(math.log10(width)))
+    mant = int(round(width / 10**e))
+    if mant == 10:
+        mant, e = 1, e + 1
+    power = "10" + str(e).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return f"≈ {power}" if mant == 1 else f"≈ {mant}×{power}"
+
+
 def claims(res: dict) -> list:
     s = res["slopes"]
     margin = res["lambda_0"] / 4
@@ -132,9 +155,28 @@ def claims(res: dict) -> list:
                  "slope −1/2 within 0.1.", holds=abs(s["H0_dev"] + 0.5) <= SLOPE_TOL, measured=s["H0_dev"],
                  predicted=-0.5, tolerance=f"within {SLOPE_TOL} ({span})",
                  why=f"the fitted slope is {s['H0_dev']:.2f} over {span}")]
+    # the drift against the starting kernel's distance to its limit
+    r = drift_over_init(res)
+    lo, hi = float(r.min()), float(r.max())
+    ok = DRIFT_VS_INIT[0] <= lo and hi <= DRIFT_VS_INIT[1]
+    worst = res["widths"][int(np.argmin(r))] if lo < DRIFT_VS_INIT[0] else res["widths"][int(np.argmax(r))]
+    out.append(claim("1.2.drift-vs-init", "At every width, training moves the kernel by the same order as its "
+                     "starting distance from H∞: the drift is between a quarter of ‖H(0) − H∞‖ and twice it.",
+                     holds=ok, measured=lo if lo < DRIFT_VS_INIT[0] else hi, predicted=1.0,
+                     tolerance=f"drift / ‖H(0) − H∞‖ between {DRIFT_VS_INIT[0]} and {DRIFT_VS_INIT[1]} at every width "
+                               f"(from {lo:.2f} to {hi:.2f})",
+                     why=f"at width {worst} the drift is {float(r[res['widths'].index(worst)]):.2g} × ‖H(0) − H∞‖"
+                         + (f": at this small step (η = {res['lr_fraction']:.2f} × 2/λmax) training moves the kernel "
+                            f"little in {res['steps']} steps" if lo < DRIFT_VS_INIT[0] else "")))
+    g = growth(res)
+    out.append(claim("1.2.drift-grows", "The drift grows during training at every width: it is larger at the last "
+                     "step than at step 1.", holds=bool(np.all(g > 1)), measured=float(g.min()), predicted=1.0,
+                     tolerance="drift at the last step / drift at step 1 (mean over networks) above 1 at every width",
+                     why=f"at width {res['widths'][int(np.argmin(g))]} the drift at the last step is only "
+                         f"{float(g.min()):.2g} × its value at step 1"))
     # the margin, at the first dashboard's default width and beyond
-    st = ("At width 1024 the drift exceeds λ₀/4: the kernel stays within the argument's margin only beyond the width "
-          "where the line through the widest three widths crosses λ₀/4.")
+    st = ("At width 1024 the drift exceeds λ₀/4 within 100 steps: the kernel stays within the argument's margin only "
+          "beyond the width where the line through the widest three widths crosses λ₀/4.")
     inside = res["widths"][0] <= REFERENCE <= res["widths"][-1]
     d_ref = _at(res, "drift", REFERENCE) if inside else float("nan")
     cross = res["crossing"]["drift"]["width"]
@@ -164,13 +206,17 @@ def numbers(res: dict) -> dict:
         c = cr.get(key, {})
         if not c or c["width"] is None:
             return "–"
-        return f"{c['width']:.3g}" + (" (extrapolated)" if c["extrapolated"] else "")
+        if c["extrapolated"]:
+            return f"{rough(c['width'])} (extrapolated from three widths: an order of magnitude)"
+        return f"{c['width']:.3g} (between two swept widths)"
 
     return {"widths m": res["widths"], "networks per width": [len(v) for v in res["movement"]],
             "steps": res["steps"], "step size η": res["lr"], "λ₀ of H∞": res["lambda_0"], "λ₀/4": margin,
             "movement max_r ‖w_r(k) − w_r(0)‖ (mean)": list(means(res, "movement")),
             "drift max_k ‖H(k) − H(0)‖ / (λ₀/4) (mean)": list(means(res, "drift") / margin),
             "‖H(0) − H∞‖ / (λ₀/4) (mean)": list(means(res, "H0_dev") / margin),
+            "drift / ‖H(0) − H∞‖ (mean)": list(drift_over_init(res)),
+            "drift at the last step / at step 1 (mean)": list(growth(res)),
             "fitted slopes: movement, drift, ‖H(0) − H∞‖": [res["slopes"][k] for k in ("movement", "drift", "H0_dev")],
             "width where the drift line crosses λ₀/4": where("drift"),
             "width where the ‖H(0) − H∞‖ line crosses λ₀/4": where("H0_dev")}
@@ -182,8 +228,23 @@ def headline(res: dict) -> str:
             f"drift {s['drift']:.2f}, ‖H(0) − H∞‖ {s['H0_dev']:.2f} (m^(−1/2): −0.50)")
 
 
+def setting_text(res: dict) -> str:
+    return (f"ReLU, first layer trained, n = {res['n']}, η = {res['lr_fraction']:.2f} × 2/λmax, {res['steps']} steps, "
+            f"seed {res['seed']}")
+
+
+def width_ticks(ax, widths) -> None:
+    """Ticks at the swept widths, labelled as plain numbers (16, 64, ..., 16384)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    ax.xaxis.set_major_locator(FixedLocator([float(w) for w in widths]))
+    ax.xaxis.set_minor_locator(NullLocator())
+
+
 def draw(res: dict):
-    fig, (ax1, ax2) = plots.new_figure(2, width=4.9)
+    fig, (ax1, ax2) = plots.new_figure(2, width=4.9, height=4.5)
+    fig.subplots_adjust(top=0.87, bottom=0.34, wspace=0.3)
+    fig.suptitle(setting_text(res), fontsize=10, y=0.985)
     w = np.asarray(res["widths"], float)
     margin = res["lambda_0"] / 4
     if len(w):
@@ -193,16 +254,21 @@ def draw(res: dict):
         mean = means(res, "movement")
         slope = res.get("slopes", {}).get("movement")
         ax1.plot(w, mean, color=plots.color(0), marker="o",
-                 label="max_r ‖w_r(k) − w_r(0)‖" + (f" (slope {slope:.2f})" if slope is not None else ""))
+                 label="max_r ‖w_r(k) − w_r(0)‖ (dots: each network)" + (f", slope {slope:.2f}" if slope is not None else ""))
         plots.plot_theory(ax1, w, mean[-1] * np.sqrt(w[-1] / w), label="m^(−1/2) through the widest point")
+        ax1.set_xlim(w[0] / 1.5, w[-1] * 1.5)
     ax1.set(xscale="log", yscale="log", xlabel="width m", ylabel="per-neuron movement",
-            title=f"how far each neuron moves ({res['steps']} steps)")
-    ax1.legend(fontsize=7, loc="upper right")
+            title="how far each neuron moves")
+    if len(w):
+        width_ticks(ax1, w)
+        gd.ticks_125(ax1)
+    gd.legend_below(ax1, offset=-0.18)
     if res["partial"]:
         ax2.text(0.5, 0.5, "training...", ha="center", va="center", transform=ax2.transAxes)
         ax2.set_axis_off()
         return fig
     right = w[-1]
+    extrapolated = False
     for key, i, label in (("drift", 3, "drift max_k ‖H(k) − H(0)‖"), ("H0_dev", 2, "‖H(0) − H∞‖ at the start")):
         vals = res[key]
         ax2.plot(np.concatenate([np.full(len(v), m) for m, v in zip(w, vals)]), np.concatenate(vals), ".",
@@ -211,25 +277,33 @@ def draw(res: dict):
                  label=f"{label} (slope {res['slopes'][key]:.2f})")
         c = res["crossing"][key]
         if c["width"] is not None and c["extrapolated"] and c["width"] > w[-1] and c["width"] < 1e3 * w[-1]:
-            # the fitted line, extended to where it crosses lambda_0 / 4 (thin, dotted: an extrapolation)
+            # the fitted line, extended to where it crosses lambda_0 / 4 (thin, dotted: an extrapolation), and the
+            # crossing as an open marker with a bar of a factor 2 either way (it is an order of magnitude)
             slope, icept = np.polyfit(np.log(w[-3:]), np.log(means(res, key)[-3:]), 1)
             xs = np.geomspace(w[-1], c["width"], 20)
             ax2.plot(xs, np.exp(icept) * xs**slope, color=plots.color(i), linestyle=":", linewidth=1.2)
+            ax2.plot([c["width"] / 2, c["width"] * 2], [margin, margin], color=plots.color(i), linewidth=2.5,
+                     alpha=0.5, solid_capstyle="butt")
             ax2.plot([c["width"]], [margin], marker=plots.marker(i), color=plots.color(i), markerfacecolor="white")
-            right = max(right, c["width"])
+            right = max(right, 2 * c["width"])
+            extrapolated = True
     ax2.axhline(margin, color="black", linestyle="--", linewidth=1.3, label="λ₀/4: the margin the argument needs")
-    ax2.plot([], [], color="0.3", linestyle=":", label="fitted line extended (extrapolation)")
+    if extrapolated:
+        ax2.plot([], [], color="0.3", linestyle=":", marker="o", markerfacecolor="white",
+                 label="fitted line extended; open marker: the crossing,\nan order of magnitude (bar: ÷2 to ×2)")
     allv = np.concatenate([np.concatenate(res[k]) for k in ("drift", "H0_dev")])
     ax2.set(xscale="log", yscale="log", xlabel="width m", ylabel="operator norm", xlim=(w[0] / 1.5, right * 1.5),
             ylim=(min(margin, allv.min()) / 2, allv.max() * 2),
-            title=f"the kernel against λ₀/4 (n = {res['n']})")
-    ax2.legend(fontsize=7, loc="upper right")
+            title="the kernel against λ₀/4")
+    width_ticks(ax2, w)
+    gd.ticks_125(ax2)
+    gd.legend_below(ax2, offset=-0.18)
     return fig
 
 
 def state(ax, res: dict):
     """The drift ||H(k) - H(0)||_2 at step k for every width (points: each network; line: their mean) against
-    lambda_0 / 4, with ||H(0) - H^inf|| (dotted, fixed) for reference: which widths stay inside the margin, and when
+    lambda_0 / 4, with ||H(0) - H^inf|| (fixed) for reference: which widths stay inside the margin, and when
     the others leave it."""
     w = np.asarray(res["widths"], float)
     steps = np.asarray(res["record_steps"])
@@ -244,8 +318,11 @@ def state(ax, res: dict):
     (line,) = ax.plot(w, np.full(len(w), np.nan), color=plots.color(3), marker=plots.marker(3), markersize=5,
                       label="drift ‖H(k) − H(0)‖ at step k")
     ax.set(xscale="log", yscale="log", xlabel="width m", ylabel="operator norm",
-           xlim=(w[0] / 1.5, w[-1] * 1.5), ylim=(min(margin, allv.min()) / 2, allv.max() * 2))
-    ax.legend(fontsize=7, loc="upper right")
+           xlim=(w[0] / 1.5, w[-1] * 1.5), ylim=(min(margin, allv.min()) / 2, allv.max() * 6))
+    width_ticks(ax, w)
+    ax.text(0.02, 0.975, f"ReLU, first layer\nn = {res['n']}, seed {res['seed']}\nη = {res['lr_fraction']:.2f} × 2/λmax\n"
+            f"{res['steps']} steps", transform=ax.transAxes, fontsize=6.5, va="top", ha="left", linespacing=1.15)
+    ax.legend(fontsize=7, loc="upper right", frameon=False)
 
     def update(k: int):
         i = int(np.clip(np.searchsorted(steps, k), 0, len(steps) - 1))
@@ -268,8 +345,9 @@ def key_steps(res: dict) -> list[int]:
 
 
 def alt(res: dict) -> str:
-    return ("Left: the largest per-neuron movement against width, with an m^(−1/2) line; right: the kernel's drift "
-            "during training and the distance of H(0) to H∞ against width, with the margin λ₀/4.")
+    return (f"Setting: {setting_text(res)}. Left: the largest per-neuron movement against width, with an m^(−1/2) "
+            "line; right: the kernel's drift during training and the distance of H(0) to H∞ against width, with the "
+            "margin λ₀/4.")
 
 
 EXPERIMENT = Experiment(
