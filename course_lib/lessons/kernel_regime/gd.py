@@ -708,6 +708,10 @@ EXPERIMENT = Experiment(
     numbers=numbers, headline=headline, state=state, frames=frames, key_steps=key_steps, alt=alt,
     floors={}, reproduce={"default": {}, "width16384": {"width": 16384}, "both_layers": {"layers": "both layers"},
                           "tanh": {"activation": "tanh"}},
+    paper={"du-setting-wide": {"width": 16384, "n": 100, "steps": 1000}},
+    paper_note=("the course's closest analogue of Du et al. (2019)'s setting (first layer trained, a_r = ±1 fixed, "
+                "unit-norm inputs, square loss): widths 256, 2048 and 16384 on n = 100 points for 1000 steps, each "
+                "against its own linearization; the course's sources confirm no experiment of that paper to reproduce"),
 )
 
 
