@@ -670,7 +670,7 @@ def state_panel(ax, run: dict, lambda_0: float, groups: dict | None = None, *, s
         r = float(np.interp(k, frames, ratios)) if len(frames) else float("nan")
         q = float(np.interp(k, frames, mins)) if len(frames) else float("nan")
         bar.set_width(at(min(r, hi)) - x0 if np.isfinite(r) and r > lo else 0.0)
-        text.set_text(f"λmin(H(k)) = {q:.2g} × λ₀/2\ndrift ‖H(k) − H(0)‖ = {r:.2g} × λ₀/4")
+        text.set_text(f"λmin(H(k)) = {q:.2g} × λ₀/2\n‖H(k) − H(0)‖ = {r:.2g} × λ₀/4")
         return out
 
     return update
