@@ -26,7 +26,7 @@ import html
 import time
 import traceback
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 import ipywidgets as W
 from matplotlib.figure import Figure
@@ -72,34 +72,28 @@ class Dashboard:
     overrides : {setting: value}: where the controls start (validated against the controls)
     auto : rerun when a control changes (on release); the Run button always reruns
     live_interval : seconds between live redraws of a long run
+    title : the header (default "Experiment <id>: <title>")
 
-    (Legacy form, for lessons not yet on the protocol: ``Dashboard(controls, compute, draw, summary=...)``
-    with ipywidgets as controls, ``compute(spec, live)``, ``draw(result, spec)``.)
+    TypeError if ``experiment`` is not an :class:`~course_lib.experiment.Experiment`.
     """
 
-    def __init__(self, experiment, compute: Callable | None = None, draw: Callable | None = None, *,
-                 overrides: dict | None = None, summary: Callable | None = None, title: str = "",
-                 auto: bool = True, live_interval: float = 1.0):
+    def __init__(self, experiment, *, overrides: dict | None = None, title: str = "", auto: bool = True,
+                 live_interval: float = 1.0):
         from .experiment import Experiment
+        from .runtime import get_device
 
-        if isinstance(experiment, Experiment):
-            from .runtime import get_device
-
-            device = get_device()
-            note = experiment.gpu_note()
-            experiment = experiment.on(device)  # on a GPU, larger settings are offered
-            self.experiment = experiment
-            start = experiment.settings(**(overrides or {}))
-            self.controls = {k: c.widget(start[k]) for k, c in experiment.controls.items()}
-            self._fixed = {k: start[k] for k in experiment.fixed}
-            title = title or f"Experiment {experiment.id}: {experiment.title}"
-            if note and device.type == "cuda":
-                title += f"  (on this GPU, {note} are offered)"
-        else:  # legacy: controls are widgets
-            self.experiment = None
-            self.controls = dict(experiment)
-            self._fixed = {}
-            self.compute, self.draw, self.summary = compute, draw, summary
+        if not isinstance(experiment, Experiment):
+            raise TypeError(f"experiment must be a course_lib.experiment.Experiment; got {type(experiment).__name__}")
+        device = get_device()
+        note = experiment.gpu_note()
+        experiment = experiment.on(device)  # on a GPU, larger settings are offered
+        self.experiment = experiment
+        start = experiment.settings(**(overrides or {}))
+        self.controls = {k: c.widget(start[k]) for k, c in experiment.controls.items()}
+        self._fixed = {k: start[k] for k in experiment.fixed}
+        title = title or f"Experiment {experiment.id}: {experiment.title}"
+        if note and device.type == "cuda":
+            title += f"  (on this GPU, {note} are offered)"
         self.live_interval = live_interval
         self.result: Any = None
         self.run_record = None  # the latest course_lib.experiment.Run
@@ -123,7 +117,7 @@ class Dashboard:
         rows = [W.HBox(list(self.controls.values())[i:i + 3]) for i in range(0, len(self.controls), 3)]
         self.widget = W.VBox(header + rows + [W.HBox([self.button]), self.status, self.errors])
         self.time_box = None
-        if self.experiment is not None and self.experiment.has_time:
+        if self.experiment.has_time:
             self.play = W.Play(value=0, min=0, max=1, step=1, interval=FRAME_INTERVAL_MS, description="play")
             self.time_slider = W.SelectionSlider(options=[0, 1], value=1, description="step k",
                                                  continuous_update=True, style={"description_width": "initial"},
@@ -174,17 +168,14 @@ class Dashboard:
         try:
             self._last_live = t0
             with torch_threads():  # small networks: one thread, immune to oversubscription
-                if self.experiment is not None:
-                    record = self.experiment.execute(spec, live=self._live)
-                    result = record.result
-                else:
-                    record, result = None, self.compute(spec, lambda partial: self._live(partial))
+                record = self.experiment.execute(spec, live=self._live)
+                result = record.result
             t1 = time.perf_counter()
-            fig = self.experiment.draw(result) if self.experiment is not None else self.draw(result, spec)
+            fig = self.experiment.draw(result)
             self.result, self.run_record, self.error = result, record, None
-            self._alt = record.alt_text() if record is not None else ""
+            self._alt = record.alt_text()
             self._scene = None
-            if self.experiment is not None and self.experiment.has_time:
+            if self.experiment.has_time:
                 self._scene = plots.with_cursor(fig)
                 self.png = self._scene.png(None)
             else:
@@ -194,11 +185,8 @@ class Dashboard:
                 self._reset_time()
             t2 = time.perf_counter()
             self.timings.append({"compute_s": t1 - t0, "draw_s": t2 - t1, "total_s": t2 - t0})
-            if record is not None:
-                head = self.experiment.headline(result) if self.experiment.headline else ""
-                text = status_html(record.claims, html.escape(head) if head else "")
-            else:
-                text = self.summary(result, spec) if self.summary else ""
+            head = self.experiment.headline(result) if self.experiment.headline else ""
+            text = status_html(record.claims, html.escape(head) if head else "")
             self.status.value = f"{text} <span style='color:grey'>({t2 - t0:.2f} s)</span>"
             self.errors.clear_output()
         except Exception as exc:  # noqa: BLE001 - a lesson must show its errors, not die silently
@@ -217,7 +205,7 @@ class Dashboard:
         now = time.perf_counter()
         if now - self._last_live >= self.live_interval and self._displayed:
             self._last_live = now
-            fig = self.experiment.draw(partial) if self.experiment is not None else self.draw(partial, self.spec())
+            fig = self.experiment.draw(partial)
             self._update("figure", to_png(fig), "training...")
 
     # -- time -------------------------------------------------------------------------------------

@@ -175,3 +175,8 @@ def test_a_gpu_offers_larger_settings_and_says_so(monkeypatch):
     dash = widgets.Dashboard(tour.EXPERIMENT)
     assert 32768 in dash.controls["width"].options
     assert "on this GPU" in dash.widget.children[0].value and "up to 32768" in dash.widget.children[0].value
+
+
+def test_a_dashboard_is_made_from_an_experiment_only():
+    with pytest.raises(TypeError, match="must be a course_lib.experiment.Experiment"):
+        widgets.Dashboard({"width": None})
