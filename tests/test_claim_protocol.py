@@ -178,5 +178,7 @@ def test_a_gpu_offers_larger_settings_and_says_so(monkeypatch):
 
 
 def test_a_dashboard_is_made_from_an_experiment_only():
+    from course_lib import widgets
+
     with pytest.raises(TypeError, match="must be a course_lib.experiment.Experiment"):
         widgets.Dashboard({"width": None})
