@@ -1,4 +1,5 @@
-"""Experiment 2.2: the stages of one run, on one step axis, from a start whose rows are shortened and turned.
+"""Experiment 2.2: the stages of one run, on one step axis, from a start whose columns (neurons) are shortened and
+turned.
 
 Three stages, each measured (``core``): (1) until g is fixed (|g| <= 10% of its start for good); (2) the rows turn
 toward the teacher's, slowly at first (a plateau) and then faster; (3) the linear regime, from where the
@@ -69,12 +70,13 @@ def claims(res: dict) -> list:
     if diverged:
         out.append(not_applicable("2.2.g-first", st, "the run diverged"))
     elif k1 is None:
-        out.append(not_applicable("2.2.g-first", st, f"g starts at {g[0]:.2g}: the row lengths are right from the start"))
+        out.append(not_applicable("2.2.g-first", st, f"g starts at {g[0]:.2g}: the columns' lengths are right from the start"))
     else:
         change = float(dist[_at(h, k1)] / dist[0] - 1)
         ok = k1 <= FEW and abs(change) < STALL
         out.append(claim("2.2.g-first", st, holds=ok, measured=abs(change), predicted=STALL,
-                         tolerance="g within 10% of its start by step 10, distance changed by under 10%",
+                         tolerance=f"|g| down to ≤ 10% of its start by step 10 (here at step {k1}); measured: the "
+                                   "distance's relative change by then, under 0.1",
                          why="" if ok else (f"g is fixed only at step {k1}" if k1 > FEW else
                                             f"the distance changed by {change:+.0%} while g was fixed (by step {k1})")))
     # 2. the wrong way
@@ -99,9 +101,9 @@ def claims(res: dict) -> list:
                          tolerance="ρ within 10% of ρ_H from some step to the end",
                          why="" if k3 is not None else
                          f"by step {int(h.steps[-1])} ρ = {h['ratio'][-1, 0]:.3g} against ρ_H = {h['rho_H'][-1, 0]:.3g}; "
-                         f"the loss is {h['pop_loss'][-1, 0]:.2g} and the worst row is {worst:.0f}° from its teacher row"))
+                         f"the loss is {h['pop_loss'][-1, 0]:.2g} and the worst column is {worst:.0f}° from its teacher column"))
     # 4. stage 2 is long
-    st = "Stage 2, the rows turning, lasts over 20 times as long as stage 1."
+    st = "Stage 2, the columns turning, lasts over 20 times as long as stage 1."
     if diverged or k1 is None or k3 is None:
         out.append(not_applicable("2.2.stage-two", st, "the run diverged" if diverged else
                                   "there is no stage 1 here" if k1 is None else "the run never reaches stage 3"))
@@ -149,6 +151,10 @@ def numbers(res: dict) -> dict:
            "g at step 0": float(h["g"][0, 0]), "stage 1 ends (|g| ≤ 10% of its start)": res["g_fixed"][0] or "–",
            "stage 3 starts (ρ within 10% of ρ_H)": res["linear_start"][0] or "–",
            "lowest cosine in stage 1": float(np.min(h["cos"][: _at(h, res["g_fixed"][0] or 0) + 1, 0])),
+           "‖W₀‖₂ (the start's spectral norm)": start_norm(res),
+           f"lowest ρ on the plateau (steps {FEW} to stage 3)": (
+               float(np.nanmin(h["ratio"][_at(h, FEW): _at(h, res["linear_start"][0]) + 1, 0]))
+               if res["linear_start"][0] is not None and res["linear_start"][0] > FEW else "–"),
            **{f"one-point boundary for c = {c:g}": "–" if v is None else v for c, v in b.items()},
            "final loss": float(h["pop_loss"][-1, 0]), "final ‖W − W*‖": float(h["dist"][-1, 0])}
     if pair is not None:
@@ -157,9 +163,15 @@ def numbers(res: dict) -> dict:
     return out
 
 
+def start_norm(res: dict) -> float:
+    """||W_0||_2 of the run's start (the recorded first layer is I + W_0)."""
+    d = res["d"]
+    return float(np.linalg.norm(res["history"]["W"][0, 0].reshape(d, d) - np.eye(d), 2))
+
+
 def start_text(res: dict) -> str:
     if res["init"] == "rotated":
-        return f"rows shrunk by {res['scale']:g} and turned by {res['angle']:g} rad"
+        return f"columns shrunk by {res['scale']:g}, turned by {res['angle']:g} rad (‖W₀‖₂ = {start_norm(res):.2g})"
     if res["init"] == "minus_identity":
         return f"W₀ = −{res['scale']:g} I"
     return f"{res['init']}, ‖W₀‖₂ = {res['scale']:g}"
@@ -188,7 +200,7 @@ def draw(res: dict):
     sv, v = plots.finite_part(s, h["pop_loss"][:, 0])
     ax_loss.plot(sv, v, color=plots.color(0), lw=1.5)
     loss_floor(ax_loss, h["pop_loss"])
-    ax_loss.set(yscale="log", ylabel="population loss L(W)", title="loss")
+    ax_loss.set(yscale="log", ylabel="population loss L(W)")
     ax_g.plot(s, h["g"][:, 0], color=plots.color(2), lw=1.5)
     ax_g.axhline(0, color="grey", lw=0.8)
     ax_g.set(ylabel="g(W)", title="potential g = Σ‖eᵢ+w*ᵢ‖ − ‖eᵢ+wᵢ‖")
@@ -204,7 +216,16 @@ def draw(res: dict):
         ax_dist.set_title("distance to the teacher")
         ax_dist.legend(fontsize=6, loc="lower left")
         ax_rho.plot(s, h["ratio"][:, 0], color=plots.color(3), lw=1.5, label="ρ = ⟨−∇L, W*−W⟩/‖W−W*‖² (measured)")
-        ax_rho.plot(s, h["rho_H"][:, 0], **plots.THEORY_STYLE, label="ρ_H = eᵀHe/‖e‖² (linearized at W*)")
+        end = float(np.nanmax(h["ratio"][len(s) // 3:, 0])) if len(s) > 3 else 0.2
+        top = max(0.25, 1.4 * end)
+        rho_h = h["rho_H"][:, 0]
+        off = bool(np.all(~np.isfinite(rho_h) | (rho_h > top)))
+        ax_rho.plot(s, rho_h, **plots.THEORY_STYLE, label="ρ_H = eᵀHe/‖e‖² (linearized at W*)"
+                    + (f": off scale, ≥ {np.nanmin(rho_h):.2g}" if off else ""))
+        first = float(h["ratio"][0, 0])
+        if np.isfinite(first) and first > top:  # the start's rho, above the panel
+            ax_rho.annotate(f"ρ = {first:.3g} at step 0 ↑", (0, top), xytext=(4, -2), textcoords="offset points",
+                            fontsize=6.5, va="top", color=plots.color(3))
         for c, ls, va in ((C_LOW, ":", "top"), (C_HIGH, "-.", "bottom")):
             ax_rho.axhline(c, color="grey", lw=1, ls=ls)
             ax_rho.text(0.995, c, f"c = {c:g}", transform=ax_rho.get_yaxis_transform(), ha="right", va=va,
@@ -212,8 +233,7 @@ def draw(res: dict):
         b = phase_boundary(s, h["ratio"][:, 0], C_LOW)
         if b is not None:
             ax_rho.axvline(max(b, 0.5), color="crimson", lw=1, ls=":", label=f"ρ ≥ {C_LOW:g} from step {b}")
-        end = float(np.nanmax(h["ratio"][len(s) // 3:, 0])) if len(s) > 3 else 0.2
-        ax_rho.set(ylim=(-0.1, max(0.25, 1.4 * end)), ylabel="one-point ratio", title="ρ against its linearization")
+        ax_rho.set(ylim=(-0.1, top), ylabel="one-point ratio", title="ρ against its linearization")
         ax_rho.legend(fontsize=6, loc="lower right")
         _threshold_panel(ax_c, res)
     for ax in (ax_loss, ax_g, ax_dist, ax_cos, ax_rho):
@@ -246,11 +266,11 @@ def _threshold_panel(ax, res: dict) -> None:
     right = min(C_GRID[-1], max(0.1, 1.4 * end)) if np.isfinite(end) else C_GRID[-1]
     ax.set(xlim=(0, right), ylim=(0, h.steps[-1] * 4), xlabel="threshold c",
            ylabel="phase II starts at step", title="one-point rule: ρ ≥ c from here on")
-    ax.legend(fontsize=6, loc="upper left")
+    ax.legend(fontsize=6, loc="best")
 
 
 def state(ax, res: dict):
-    """The rows at step k (angle to the teacher's row, length error), with g, rho and the stage at k."""
+    """The columns at step k (angle to the teacher's column, length error), with g, rho and the stage at k."""
     h = res["history"]
     k1, k3 = res["g_fixed"][0], res["linear_start"][0]
     b = phase_boundary(h.steps, h["ratio"][:, 0], C_LOW)
@@ -259,7 +279,7 @@ def state(ax, res: dict):
         i = min(_at(h, k), len(h.steps) - 1)
         stage = ("stage 1 (g being fixed)" if k1 is not None and k < k1 else
                  "stage 3 (linear regime)" if k3 is not None and k >= k3 else
-                 "stage 2 (rows turning)" if k3 is not None else "stage 2 (the linear regime is never reached)")
+                 "stage 2 (columns turning)" if k3 is not None else "stage 2 (the linear regime is never reached)")
         phase = "phase II by the rule (c = 0.04)" if b is not None and k >= b else "before the rule's phase II"
         return (f"{stage}; {phase}\ng = {h['g'][i, 0]:.3g}, ρ = {h['ratio'][i, 0]:.3g}, ρ_H = {h['rho_H'][i, 0]:.3g}, "
                 f"cos = {h['cos'][i, 0]:.2f}")

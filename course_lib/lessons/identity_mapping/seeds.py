@@ -3,6 +3,7 @@ batch size changes (the stable step, not a noise floor) and what label noise add
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from ... import plots
 from ...claims import claim, log_rate_error, not_applicable
@@ -150,8 +151,11 @@ def claims(res: dict) -> list:
                    + ("converged" if expect else "diverged"))
         elif diverged:
             why = ""
+        side = ("η is above the stable step here: the run must diverge" if expect else
+                "η is below the stable step here: the run must converge (the other side: set the batch to 10)")
         out.append(claim("2.1.stable-step", st, holds=ok, measured=ratio_stable, predicted=1.0,
-                         tolerance="diverges iff η / stable step > 1 (no call between 0.8 and 1.25)", why=why))
+                         tolerance=f"diverges iff η / stable step > 1 (no call between 0.8 and 1.25); {side}",
+                         why=why))
     # 5. a floor only with label noise
     st = ("A floor only with label noise: without it the distance keeps falling to the end (over the last quarter at "
           "least half as fast as over the quarter before); with label noise σ it levels off at the predicted floor, "
@@ -236,8 +240,11 @@ def draw(res: dict):
         ax1.plot(sv, v, color=plots.color(e), marker=plots.marker(e), markevery=max(1, len(sv) // 8), markersize=4,
                  lw=1.4, label=labels[e])
     ax1.set(yscale="log", xlabel="step", ylabel="population loss L(W) (closed form)",
-            title=f"{E} students, d = {res['d']}, ‖W₀‖₂ = {res['scale']:g}")
-    ax1.legend(fontsize=7, loc="upper right")
+            title=f"{E} students (one batch stream), d = {res['d']}, ‖W₀‖₂ = {res['scale']:g}", )
+    ax1.title.set_fontsize(9)
+    ax1.legend(fontsize=7, loc="best")
+    for ax in (ax1, ax2):
+        ax.xaxis.set_major_locator(MaxNLocator(5))
     plots.time_axis(ax1)
     divergence_note(ax1, res)
     if res.get("partial"):
@@ -255,11 +262,15 @@ def draw(res: dict):
 
 
 def state(ax, res: dict):
-    """Each row u_i = e_i + w_i of every student against the teacher's v_i at step k (angle, length error)."""
+    """Each column u_i = e_i + w_i (neuron i's weights) of every student against the teacher's v_i at step k."""
     h = res["history"]
 
     def info(k):
         i = min(int(np.searchsorted(h.steps, k)), len(h.steps) - 1)
+        gone = [e for e in range(h.ensemble) if 0 <= h.diverged_at[e] <= k]
+        if gone:
+            return (f"diverged by step {k} (not drawn): student{'s' if len(gone) > 1 else ''} "
+                    f"{', '.join(map(str, gone))}")
         return (f"student 0: ‖W − W*‖ = {h['dist'][i, 0]:.2g}, g = {h['g'][i, 0]:.2g}\n"
                 f"ρ = {h['ratio'][i, 0]:.3g}, ρ_H = {h['rho_H'][i, 0]:.3g} (stage 3 from step "
                 f"{res['linear_start'][0] if res['linear_start'][0] is not None else '–'})")

@@ -3,6 +3,7 @@ network's own linearized prediction, stage shading, and the divergence note."""
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.ticker import LogLocator, NullLocator
 
 from ... import plots
 from ...experiment import log_frames
@@ -31,12 +32,19 @@ def divergence_note(ax, res: dict) -> None:
     h = res["history"]
     if not h.diverged:
         return
-    k = int(h.diverged_at[h.diverged_at >= 0].min())
-    who = "every network" if (h.diverged_at >= 0).all() else f"{int((h.diverged_at >= 0).sum())} of {h.ensemble} networks"
+    at = h.diverged_at[h.diverged_at >= 0]
+    k, last = int(at.min()), int(at.max())
+    n = len(at)
+    if h.ensemble == 1:
+        what = f"diverged at step {k}"
+    elif k == last:
+        what = f"{'all ' if n == h.ensemble else ''}{n} of {h.ensemble} networks diverged at step {k}"
+    else:
+        what = f"{n} of {h.ensemble} networks diverged, the first at step {k}, the last at step {last}"
     extra = ""
     if res.get("stable_step"):
         extra = f"\nη = {res['lr'] / res['stable_step']:.2g} × the stable step for {method_text(res)}"
-    ax.text(0.03, 0.96, f"diverged at step {k} ({who}){extra}", transform=ax.transAxes, fontsize=8,
+    ax.text(0.03, 0.96, f"{what}{extra}", transform=ax.transAxes, fontsize=8,
             color="crimson", va="top", bbox=dict(facecolor="white", alpha=0.85, edgecolor="none"))
 
 
@@ -70,19 +78,23 @@ def distance_panel(ax, res: dict, *, members=None, worst_member: int | None = 0,
             if k0 is None:
                 continue
             keep = s >= k0
-            ax.plot(s[keep], np.maximum(pred[keep, e], 1e-300), **plots.THEORY_STYLE,
+            if keep.sum() < 2:  # stage 3 starts at the last record: nothing to draw
+                continue
+            style = {**plots.THEORY_STYLE, "color": plots.color(e)} if len(members) > 1 else plots.THEORY_STYLE
+            ax.plot(s[keep], np.maximum(pred[keep, e], 1e-300), **style,
                     label=("prediction: linearized SGD at W*, from the run's\nown error where stage 3 starts, with label noise"
                            if res.get("noise") and res["method"] == "sgd" else
                            "prediction: GD linearized at W*, from\nthe run's own error where stage 3 starts")
                     if first else None)
             first = False
         noisy = bool(res.get("noise")) and res["method"] == "sgd"
-        if worst_member is not None and res["linear_start"][worst_member] is not None and not noisy:
+        if (worst_member is not None and res["linear_start"][worst_member] is not None and not noisy
+                and int(np.searchsorted(s, res["linear_start"][worst_member])) < len(s) - 1):
             k0 = res["linear_start"][worst_member]
             i0 = int(np.searchsorted(s, k0))
             ks = s[i0:]
             ax.plot(ks, h["dist"][i0, worst_member] * res["worst_rate"] ** (ks - k0), **plots.BOUND_STYLE,
-                    label=f"worst case max|1−ηλ(H)|ᵏ = {res['worst_rate']:.4f}ᵏ")
+                    label=f"worst case max|1−ηλ(H)|ᵏ = {res['worst_rate']:.5f}ᵏ")
         floor = res.get("noise_floor", (0.0, 0.0))[0]
         if floor and np.isfinite(floor):
             ax.axhline(floor, **{**plots.THEORY_STYLE, "linewidth": 1.0}, label=f"predicted noise floor {floor:.2g}")
@@ -90,6 +102,7 @@ def distance_panel(ax, res: dict, *, members=None, worst_member: int | None = 0,
     if res["method"] == "sgd" and lo < 30 * FLOOR32:
         ax.axhline(FLOOR32, color="grey", lw=0.8, ls="-.", label="float32 precision floor")
     ax.set(yscale="log", ylabel="‖W − W*‖ (Frobenius)", xlabel="step")
+    readable_log(ax)
 
 
 def shade_stages(ax, res: dict, member: int = 0, *, labels: bool = False) -> None:
@@ -105,16 +118,38 @@ def shade_stages(ax, res: dict, member: int = 0, *, labels: bool = False) -> Non
     if k3 is not None:
         spans.append((k3, end, 2, "3"))
     for a, b, c, name in spans:
-        ax.axvspan(max(a, 0), b, color=plots.color(c + 4), alpha=0.10, lw=0, zorder=0)
-        if labels:
+        ax.axvspan(max(a, 0), b, color=plots.color(c + 4), alpha=0.16, lw=0, zorder=0)
+        if labels:  # above the panel, where no curve runs
             mid = np.sqrt(max(a, 1) * max(b, 1)) if b > 10 else 0.5 * (a + b)
-            ax.text(mid, 0.98, f"stage {name}", transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=7)
+            ax.text(mid, 1.01, f"stage {name}", transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=7.5, clip_on=False)
 
 
 def symlog_steps(ax, res: dict) -> None:
+    end = res["history"].steps[-1] * 1.05
     ax.set_xscale("symlog", linthresh=10, linscale=0.6)
-    ax.set_xlim(0, res["history"].steps[-1] * 1.05)
+    ax.set_xlim(0, end)
+    last = int(res["history"].steps[-1])
+    ticks = [t for t in (0, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= end]
+    if last > 10 and last / ticks[-1] > 1.6:  # the run's last step, where no round tick is near it
+        ticks.append(last)
+    ax.set_xticks(ticks, [str(t) for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
     ax.set_xlabel("step (linear to 10, log after)")
+
+
+def readable_log(ax, axis: str = "y") -> None:
+    """Labelled ticks at 1, 2, 5 x 10^k (or 1, 3 x 10^k) on a log axis spanning 2 to 4 decades, where the shared
+    formatter would label only the powers of ten (two labels). Call after the data are drawn."""
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    if lo <= 0 or hi <= 0:
+        return
+    span = np.log10(hi / lo)
+    if 2 <= span < 3:
+        a.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    elif 3 <= span < 4.5:
+        a.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
 
 
 # ----------------------------------------------------------------------------------------------
