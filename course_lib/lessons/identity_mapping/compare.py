@@ -232,7 +232,8 @@ def claims_sweep(res: dict) -> list:
         errs = [log_rate_error(m, p) for m, p, _ in flat]
         i = int(np.argmax(errs))
         out.append(claim("2.4.prediction", st, holds=errs[i] <= SWEEP_RATE_TOL, measured=flat[i][0], predicted=flat[i][1],
-                         tolerance="within 5% in −log rate (worst run)"))
+                         tolerance=f"within 5% in −log rate (worst run: −log rates {neg_log(flat[i][0]):.4f} "
+                                   f"measured, {neg_log(flat[i][1]):.4f} predicted)"))
     st = "The rate per step slows as d grows: −log(rate) falls from d = 10 to 20 to 30, for both init scales."
     if missing:
         out.append(not_applicable("2.4.slower-with-d", st, why_missing))
