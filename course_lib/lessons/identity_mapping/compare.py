@@ -121,12 +121,21 @@ def draw_compare(res: dict):
         sv, v = plots.finite_part(vh.steps, vh["matched"][:, e])
         ax2.plot(sv, v, lw=1.3, markevery=max(1, len(sv) // 6), markersize=4, **styles["vanilla"],
                  label="vanilla: ‖W − (I + W*)‖ after the best\npermutation of its columns" if e == 0 else None)
-    for e in range(ih.ensemble):  # which curve is which seed: a label at each curve's end
-        for h, key, name in ((ih, "dist", "identity"), (vh, "matched", "vanilla")):
+    ax2.set_yscale("log")
+    lo, hi = ax2.get_ylim()
+    gap = 0.055 * np.log10(hi / lo)  # labels at least this far apart (in decades)
+    for h, key, name in ((ih, "dist", "identity"), (vh, "matched", "vanilla")):  # each curve's seed, at its end
+        ends = []
+        for e in range(h.ensemble):
             sv, v = plots.finite_part(h.steps, h[key][:, e])
-            if len(sv):
-                ax2.annotate(f"seed {e}", (sv[-1], v[-1]), xytext=(3, 0), textcoords="offset points", fontsize=6.5,
-                             va="center", color=styles[name]["color"])
+            if len(sv) and v[-1] > 0:
+                ends.append((float(np.log10(v[-1])), e, sv[-1], v[-1]))
+        ends.sort()
+        placed = -np.inf
+        for y, e, x, v in ends:
+            placed = max(y, placed + gap)
+            ax2.annotate(f"seed {e}", (x, v), xytext=(x * 1.015 + 2, 10**placed), textcoords="data", fontsize=6.5,
+                         va="center", color=styles[name]["color"])
     ax2.set_xlim(right=ih.steps[-1] * 1.18)
     ax2.set(yscale="log", xlabel="step", ylabel="first layer's distance to the teacher's (Frobenius)",
             title=f"{method_text(r)}, {fraction_text(r)}")
