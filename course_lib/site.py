@@ -108,15 +108,25 @@ def build_site(outdir: str, root: str = ROOT, lessons: list[str] | None = None, 
             f.write(body)
         entries.append((name, _title(nb, name), time.perf_counter() - t0, notebook_claims(nb)))
         print(f"rendered {name} ({entries[-1][2]:.1f} s)")
+    try:
+        from .links import declared
+
+        address = declared(root)
+    except ValueError:  # no declared address: the index simply has no Binder/Colab links
+        address = None
     with open(os.path.join(outdir, "index.html"), "w", encoding="utf-8") as f:
-        f.write(index_html(entries))
+        f.write(index_html(entries, address))
     return os.path.join(outdir, "index.html")
 
 
 _ICON = {"holds": "✓", "fails": "✗", "does not apply": "–"}
 
 
-def index_html(entries) -> str:
+def index_html(entries, address: dict | None = None) -> str:
+    """The index: each lesson's page, its claims as measured, and (given ``address``, the declared
+    ``{"repository", "branch"}``) links to open the notebook on Binder and Colab."""
+    from .links import binder_url, colab_url
+
     items = []
     for name, title, _, experiments in entries:
         rows = []
@@ -126,7 +136,13 @@ def index_html(entries) -> str:
                 rows.append(f"<li><code>{html.escape(c['id'])}</code> {_ICON[c['verdict']]} {c['verdict']}: "
                             f"{html.escape(c['statement'])}{why}</li>")
         claims = f"<ul class='claims'>{''.join(rows)}</ul>" if rows else ""
-        items.append(f'<li><a href="{html.escape(name)}.html">{html.escape(title)}</a>{claims}</li>')
+        live = ""
+        if address:
+            rel = f"lessons/{name}.ipynb"
+            live = (f' (open the notebook on <a href="{html.escape(binder_url(address["repository"], address["branch"], rel))}">'
+                    f'Binder</a> or <a href="{html.escape(colab_url(address["repository"], address["branch"], rel))}">'
+                    "Colab</a>)")
+        items.append(f'<li><a href="{html.escape(name)}.html">{html.escape(title)}</a>{live}{claims}</li>')
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Why gradient methods train
 over-parameterized ReLU networks</title><style>body{{font-family:sans-serif;max-width:52em;margin:2em auto}}
 ul.claims{{font-size:90%;color:#333}}</style>

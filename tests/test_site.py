@@ -27,6 +27,11 @@ def test_site_renders_the_tour_with_its_figure_and_claims(tour_site):
     assert 'href="00_tour.html"' in text
     for cid in ("0.1.early-match", "0.1.fast-first", "0.1.kernel-moves", "0.1.held-out"):
         assert cid in text, f"the index does not list claim {cid}"
+    from course_lib import links
+
+    addr = links.declared()
+    assert links.binder_url(addr["repository"], addr["branch"], "lessons/00_tour.ipynb").replace("&", "&amp;") in text
+    assert links.colab_url(addr["repository"], addr["branch"], "lessons/00_tour.ipynb") in text
     assert not re.search(r"https?:[^\"' ]*mathjax", page, re.I) and 'src="mathjax/MathJax.js' in page
     assert (out / "mathjax" / "MathJax.js").exists()
 
