@@ -15,10 +15,14 @@ import time
 import numpy as np
 import torch
 
-from ... import data, kernels, theory
+from ... import data, theory
 from ..._validate import check_choice, check_float, check_int
 
-FLOOR = 1e-14  # relative loss below which float64 cancellation in L = sum z z k dominates (L is a difference of O(1) numbers)
+# The float64 floor, in units of E[f*^2]: L is a difference of O(1) numbers of the size of E[f*^2], and below
+# FLOOR x E[f*^2] its rounding dominates (converged n = m runs end at |L| ~ 1e-16 E[f*^2], of either sign). The
+# one floor of the lesson: the grey bands, the claims ("reaches the float64 floor") and the numbers ("< 1e-14").
+FLOOR = 1e-14
+ANGLE_FLOOR_DEG = 1e-13  # angles (degrees) below this are float64 rounding (~1e-16 rad is 6e-15 degrees)
 MAX_LOSS = 1e6
 KEEP = 0.1  # a student "keeps weight" if |a_j| ||w_j|| is at least 10% of its teacher's |a*_i| ||w*_i||
 OUTPUTS = ("mixed", "ones", "signs")
@@ -27,6 +31,44 @@ OUTPUTS = ("mixed", "ones", "signs")
 # ----------------------------------------------------------------------------------------------
 # The population loss and its gradient
 # ----------------------------------------------------------------------------------------------
+def angles_cos_sin(A, B=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(theta, cos theta, sin theta) between the rows of A (..., P, d) and of B (..., Q, d) (B = A if None; leading
+    dimensions broadcast), shape (..., P, Q), numpy float64.
+
+    The numpy twin of :func:`course_lib.kernels.angles_cos_sin` (same formulas, tested equal): cos from the unit
+    rows' inner products, and on the near-(anti)parallel pairs (|cos| > 0.9), where arccos(cos) and sqrt(1 - cos^2)
+    lose half the digits, theta = 2 atan2(||a^ - b^||, ||a^ + b^||) and sin = ||a^ - b^|| ||a^ + b^|| / 2 from the
+    differences themselves (accurate to rounding, ~1e-16 absolute). A zero row has cos 0 and angle pi/2 to
+    everything. (Flat indices rather than torch's gather: this runs at every GD step, where the per-operation
+    overhead is the cost; torch's version on these shapes is several times slower.)
+    """
+    A = np.asarray(A, dtype=np.float64)
+    Ah = A / np.maximum(np.sqrt(np.einsum("...d,...d->...", A, A)), 1e-300)[..., None]
+    if B is None:
+        Bh = Ah
+    else:
+        B = np.asarray(B, dtype=np.float64)
+        Bh = B / np.maximum(np.sqrt(np.einsum("...d,...d->...", B, B)), 1e-300)[..., None]
+    cos = Ah @ np.swapaxes(Bh, -1, -2)
+    np.clip(cos, -1.0, 1.0, out=cos)
+    theta = np.arccos(cos)
+    sin = np.sqrt(1.0 - cos * cos)
+    flat = np.flatnonzero(np.abs(cos) > 0.9)  # the near pairs (with B = A: every nonzero row with itself too)
+    if flat.size:
+        (P, d), Q = Ah.shape[-2:], Bh.shape[-2]
+        e, pq = np.divmod(flat, P * Q)
+        p, q = np.divmod(pq, Q)
+        batch = cos.shape[:-2]
+        u = np.broadcast_to(Ah, batch + (P, d)).reshape(-1, d)[e * P + p]
+        v = np.broadcast_to(Bh, batch + (Q, d)).reshape(-1, d)[e * Q + q]
+        dm, dp = u - v, u + v
+        minus = np.sqrt(np.einsum("kd,kd->k", dm, dm))
+        plus = np.sqrt(np.einsum("kd,kd->k", dp, dp))
+        theta.reshape(-1)[flat] = 2 * np.arctan2(minus, plus)
+        sin.reshape(-1)[flat] = 0.5 * minus * plus
+    return theta, cos, sin
+
+
 def loss_and_grad(a, W, a_star, W_star):
     """L = E[(sum_j a_j relu(w_j.x) - sum_i a*_i relu(w*_i.x))^2], x ~ N(0, I), and (dL/da, dL/dW), numpy float64.
 
@@ -34,13 +76,12 @@ def loss_and_grad(a, W, a_star, W_star):
     Rows of W that are exactly zero (padding) contribute nothing and get zero gradient.
 
     This is :func:`course_lib.theory.relu_sum_loss` (the course's one statement of the formula, in torch, checked
-    against Monte Carlo in the tests) evaluated as one kernel matrix of the stacked vectors, in numpy: on this
-    lesson's tiny shapes it is about 7x faster per call than the torch version (operation overhead, not
-    arithmetic), which is what keeps a dashboard's thousand GD steps inside the 1 s widget budget. The tests check
-    the two agree to 1e-12. Angles come from arccos here: near parallel vectors its rounding error (up to 1e-8 in
-    the angle) cancels to first order in the gradient (d/du k(u, v) = [(pi - t) v + ||v|| sin(t) u/||u||] / (2 pi),
-    and an error e in t adds e (||v|| u/||u|| - v) ~ e t), so it stays below the float64 loss floor (tested against
-    :func:`course_lib.kernels.angles`). Every angle the lesson *measures* uses :func:`course_lib.kernels.angles`.
+    against Monte Carlo in the tests) evaluated as one kernel matrix of the stacked vectors, with the same
+    well-conditioned angles (:func:`angles_cos_sin`, the numpy twin of :func:`course_lib.kernels.angles_cos_sin`).
+    Why a numpy copy rather than a call: on this lesson's tiny shapes (up to 24 networks of 20 vectors in R^5) the
+    torch version costs 6-30x more per call (operation overhead, not arithmetic; measured on the shared 2-core
+    course machine, one torch thread), and a dashboard runs a thousand GD steps inside its 1 s budget. The tests
+    check that the two agree to 1e-12.
     """
     a, W = np.asarray(a, dtype=np.float64), np.asarray(W, dtype=np.float64)
     n = W.shape[-2]
@@ -48,13 +89,10 @@ def loss_and_grad(a, W, a_star, W_star):
     W_star = np.broadcast_to(np.asarray(W_star, dtype=np.float64), W.shape[:-2] + np.shape(W_star)[-2:])
     Z = np.concatenate([W, W_star], axis=-2)
     z = np.concatenate([a, -a_star], axis=-1)
-    G = Z @ np.swapaxes(Z, -1, -2)
-    nz = np.sqrt(np.maximum(np.diagonal(G, axis1=-2, axis2=-1), 0.0))
+    theta, cos, sin = angles_cos_sin(Z)
+    nz = np.sqrt(np.einsum("...d,...d->...", Z, Z))
     nn = nz[..., :, None] * nz[..., None, :]
-    cos = G / np.maximum(nn, 1e-300)
-    np.clip(cos, -1.0, 1.0, out=cos)
-    pi_minus = math.pi - np.arccos(cos)
-    sin = np.sqrt(1.0 - cos * cos)
+    pi_minus = math.pi - theta
     Kz = ((nn * (sin + pi_minus * cos)) @ z[..., :, None])[..., 0] / (2 * math.pi)
     loss = (z * Kz).sum(-1)
     # dL/dZ_p = 2 sum_q z_p z_q d/dZ_p k(Z_p, Z_q), only for the student rows p < n
@@ -253,12 +291,20 @@ def settling(loss, L0: float, diverged_at: int = -1, ref: float | None = None) -
     return "settles", ""
 
 
-def warn(ax, text: str, *, y: float = 0.04, width: int = 58) -> None:
-    """Write a run's warning (it oscillates, diverged, has not converged) on ``ax``, wrapped, on a white box."""
+def frame_title(fig, settings: str, warning: str = "", *, width: int = 150) -> None:
+    """The figure's settings line on top (what distinguishes this figure from another run's), and under it, when
+    the run oscillates, diverged or has not converged, the warning in red on a white box: both above the panels,
+    so that neither covers data. Moves the panels' top down to make room."""
     import textwrap
 
-    ax.text(0.03, y, textwrap.fill(text, width), transform=ax.transAxes, fontsize=7, color="crimson", va="bottom",
-            zorder=10, bbox=dict(facecolor="white", alpha=0.9, edgecolor="crimson", boxstyle="round,pad=0.3"))
+    fig.suptitle(settings, fontsize=9, y=0.995, va="top")
+    top = 0.86
+    if warning:
+        text = textwrap.fill(warning, width)
+        fig.text(0.5, 0.94, text, ha="center", va="top", fontsize=7.5, color="crimson", zorder=10,
+                 bbox=dict(facecolor="white", alpha=0.95, edgecolor="crimson", boxstyle="round,pad=0.3"))
+        top = 0.86 - 0.045 * (text.count("\n") + 1)
+    fig.subplots_adjust(top=top)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -273,11 +319,10 @@ def cosine_matrix(W, W_star) -> np.ndarray:
 
 
 def angle_matrix(W, W_star) -> np.ndarray:
-    """Angle (radians) between w_j and w*_i, shape (..., n, m), from :func:`course_lib.kernels.angles`
-    (well conditioned near 0, where the lesson measures it; a zero row has angle pi/2 to everything)."""
-    W = torch.as_tensor(np.asarray(W, dtype=np.float64))
-    W_star = torch.as_tensor(np.asarray(W_star, dtype=np.float64))
-    return kernels.angles(W, W_star).numpy()
+    """Angle (radians) between w_j and w*_i, shape (..., n, m), well conditioned near 0, where the lesson measures it
+    (:func:`angles_cos_sin`, the numpy twin of :func:`course_lib.kernels.angles`; a zero row has angle pi/2 to
+    everything)."""
+    return angles_cos_sin(W, W_star)[0]
 
 
 def masses(a, W) -> np.ndarray:
