@@ -18,8 +18,8 @@ from ..._validate import check_int
 from ...activations import get_activation
 from ...claims import claim, fmt, not_applicable
 from ...experiment import Experiment, integer, multi
-from .core import (ACTIVATIONS, DEFAULT_ACTS, DELTA_POWER, check_acts, floor_of, gram_batch, gram_matrix, spectrum,
-                   style, upper_bound)
+from .core import (ACTIVATIONS, DEFAULT_ACTS, DELTA_POWER, check_acts, fit_power, floor_of, gram_batch, gram_matrix,
+                   spectrum, style, upper_bound)
 from .spectra import _kinked, _lambda_lines, _log_limits, _smooth
 
 f64 = torch.float64
@@ -181,6 +181,9 @@ def dimension_numbers(res: dict) -> dict:
     bd, bn = res["by_d"], res["by_n"]
     out = {"data sets per point": res["seeds"], "left: points n": res["n"], "right: d′": res["d_sub"],
            "right: separation δ(n) (geometric mean)": [float(v) for v in bn["separation"]]}
+    for a in _kinked(res["acts"]):  # how each kinked λmin scales with the separation across n
+        if not bn["at_floor"][a].any():
+            out[f"{a}: fitted exponent of λmin against δ(n)"] = float(fit_power(bn["separation"], bn["lambda_min"][a])[0])
     for a in res["acts"]:
         out[f"{a}: λmin at d′ = 2 / {res['d_subs'][-1]} (n = {res['n']})"] = (
             f"{fmt(bd['lambda_min'][a][0])} / {fmt(bd['lambda_min'][a][-1])}")
@@ -229,6 +232,12 @@ DIMENSION = Experiment(
               "d_sub": integer("d′ (right)", 2, 2, 6)},
     numbers=dimension_numbers, alt=dimension_alt,
     reproduce={"n10": {}, "n50": {"n": 50}},
+    paper={"n10": {"n": 10}, "n50": {"n": 50}},
+    paper_note=("the course's closest analogue of the eigenvalue panels of the paper's Figure 1 (G-matrix eigenvalues "
+                "at initialization on synthetic data, n = 10 and n = 50): here λmin of the infinite-width G∞ in float64 "
+                "(experiment 4.4's paper runs show a finite net's whole G(0) spectrum), for n random unit points "
+                "spanning a d′-dimensional subspace of R^32, against d′ = 2..12, geometric mean over 5 data sets (the "
+                "course's setting); the right panel, against n at d′ = 2, is the course's addition"),
 )
 
 
@@ -313,12 +322,14 @@ def polynomial_draw(res: dict):
     for k in res["degrees"]:
         r = res["per_degree"][k]
         st = style(f"poly{k}")
-        ax1.plot(ns, r["rank"], ls="none", marker=st["marker"], ms=4, color=st["color"], label=f"{_power(k)}: measured rank")
+        ax1.plot(ns, r["rank"], ls="none", marker=st["marker"], ms=3, color=st["color"], alpha=0.7,
+                 label=f"z^{k}: measured rank")
         ax1.plot(ns, r["predicted"], "--", color=st["color"], lw=1.2, zorder=3)
         lam, fl = np.array(r["lambda_min"]), np.array(r["floor"])
         above = lam > fl
-        ax2.plot(ns[above], lam[above], "-", marker=st["marker"], ms=3, color=st["color"], label=_power(k))
-        ax2.axvline(r["singular_from"], color=st["color"], ls="--", lw=1)
+        ax2.plot(ns[above], lam[above], "-", marker=st["marker"], ms=3, color=st["color"], label=f"z^{k}")
+        if r["singular_from"] <= ns[-1]:  # a count beyond the range would stretch the axis past the data
+            ax2.axvline(r["singular_from"], color=st["color"], ls="--", lw=1)
     ax1.plot([], [], "--", color="black", lw=1.2, label="min(n, C(d′+k−1, k)) (dimension count)")
     ax1.plot(ns, ns, color="grey", lw=0.8, ls=":", label="n (full rank)")
     ax1.set(xlabel="number of points n", ylabel="rank of G (eigenvalues > 10⁻¹⁰ λmax)",
