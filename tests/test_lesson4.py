@@ -25,8 +25,10 @@ ALL_ACTS = ("relu", "leaky_relu", "selu", "elu", "gelu", "softplus", "tanh", "sw
 INVITATIONS = [
     Invitation("Select every activation: gelu, softplus, erf and sigmoid bend like tanh, and leaky ReLU falls on "
                "ReLU's slope.", "4.1", {"activations": ALL_ACTS}),
-    Invitation("Set $n = 32$: the same powers, the same factors.", "4.2", {"n": 32}),
-    Invitation("Set $n = 50$ on the left: the same picture.", "4.3", {"n": 50}),
+    Invitation("Set $n = 32$: the same powers, and the bound stays within the same limits (factor 2, and 10 for ELU; "
+               "claim `4.2.bound`)", "4.2", {"n": 32}, expect={"4.2.smooth-floor": "does not apply"}),
+    Invitation("Set $n = 50$ on the left: the gap still closes to under 10× by $d'=12$ (claim `4.3.gap-closes`)",
+               "4.3", {"n": 50}),
     Invitation("Set $\\alpha = 1$, the standard scale. ReLU's loss leaves its dashed line", "4.4", {"alpha": 1},
                expect={"4.4.overlay": "fails", "4.4.kernel-still": "fails"}),
     Invitation("Raise $d'$ to 10: all losses fall by many decades", "4.4", {"d_sub": 10},
@@ -551,3 +553,19 @@ def test_reproduce_writes_figures_numbers_and_claims(tmp_path, fast):
     assert {c["id"] for c in runs["4.4.alpha4096"]["claims"]} == {
         "4.4.overlay", "4.4.kernel-still", "4.4.rank", "4.4.not-lambda-min", "4.4.modes-fit"}
     assert (tmp_path / "lesson4" / "key_numbers.json").exists()
+
+
+def test_reproduce_paper_runs_figure_1s_layout(tmp_path, fast):
+    """``reproduce 4 --paper``: the training runs (loss per activation, G(0) spectrum at step 0) and the λmin panels
+    for n = 10 and n = 50, each labelled as the course's closest analogue."""
+    from course_lib.reproduce import reproduce
+
+    out = reproduce("4", str(tmp_path), paper=True)
+    runs = out["runs"]
+    assert set(runs) == {"4.3.n10", "4.3.n50", "4.4.n10", "4.4.n50"}
+    for name, entry in runs.items():
+        assert entry["settings"]["n"] == int(name[-2:])
+        assert entry["paper_note"].startswith("the course's closest analogue")
+        assert (tmp_path / "lesson4-paper" / entry["figure"]).stat().st_size > 10_000
+    for name in ("4.4.n10", "4.4.n50"):
+        assert (tmp_path / "lesson4-paper" / runs[name]["state_figure"]).stat().st_size > 10_000

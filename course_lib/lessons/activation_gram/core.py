@@ -45,6 +45,7 @@ DELTA_POWER = {JUMP_DPHI: 1.0, JUMP_D2PHI: 3.0}
 
 # One colour and one marker per activation, the same in every figure of the lesson (Okabe-Ito colours;
 # colour is never the only cue: every (colour, marker) pair is distinct).
+_EXTRA_COLORS = ("#6A3D9A", "#7F7F7F", "#8C510A", "#1B7837")  # purple, grey, brown, dark green
 _ORDER = ("relu", "swish", "selu", "tanh", "elu", "leaky_relu", "gelu", "softplus", "erf", "sigmoid")
 
 
@@ -53,8 +54,10 @@ def style(name: str) -> dict:
     from ... import plots
 
     i = int(name[4:]) - 1 if name.startswith("poly") else _ORDER.index(name)
-    # six of the palette's colours (its yellow is too faint for lines on white), each with its own marker
-    return {"color": plots.color(i % 6), "marker": plots.marker(i)}
+    # six of the palette's colours (its yellow is too faint for lines on white), then four darker ones for the
+    # activations past the sixth, so that no two activations share a colour when every one is selected;
+    # each with its own marker
+    return {"color": plots.color(i) if i < 6 else _EXTRA_COLORS[(i - 6) % len(_EXTRA_COLORS)], "marker": plots.marker(i)}
 
 
 def check_acts(activations) -> tuple[str, ...]:

@@ -72,13 +72,18 @@ def _close_layers(res) -> np.ndarray:
     return np.flatnonzero(res["one_minus_max_corr"][:-1] < 0.05)
 
 
+def measured_factor(res: dict) -> float | None:
+    """The per-layer factor of 1 - max|K|: geometric mean over the layers whose pairs are still close (None if none)."""
+    idx = _close_layers(res)
+    return float(np.exp(np.mean(np.log(res["factors"][idx])))) if len(idx) else None
+
+
 def depth_claims(res: dict) -> list:
     slope = res["dual_slope"]
     out = []
     st = "Each layer multiplies 1 − max|K_ij| (the closest pair's distance) by the dual activation's slope φ̂′(1)."
-    idx = _close_layers(res)
-    if len(idx):
-        factor = float(np.exp(np.mean(np.log(res["factors"][idx]))))
+    factor = measured_factor(res)
+    if factor is not None:
         ok = abs(factor / slope - 1) <= SLOPE_RTOL
         out.append(claim("4.6.slope", st, holds=ok, measured=factor, predicted=slope,
                          tolerance=f"within {SLOPE_RTOL:.0%} (geometric mean over the layers whose 1 − max|K| < 0.05)"))
@@ -104,13 +109,15 @@ def depth_claims(res: dict) -> list:
             else:
                 ok = rising and climb >= CLIMB
                 out.append(claim("4.6.depth-helps", st, holds=ok, measured=climb, predicted=CLIMB,
-                                 tolerance=f"φ̂′(1) = {slope:.3g} > 1: λmin rises at every layer, by ≥ {CLIMB:g}× in all",
+                                 tolerance=f"φ̂′(1) = {slope:.3g} > 1: from depth {res['depths'][first]} (the first "
+                                 f"above the floor) on, λmin rises at every layer, by ≥ {CLIMB:g}× in all",
                                  why="" if ok else f"λmin rose {fmt(climb)}× (rising at every layer: {rising})"))
     else:
         left = int(np.sum(above[1:]))
         ok = left == 0 and res["one_minus_max_corr"][-1] < res["one_minus_max_corr"][0]
-        out.append(claim("4.6.depth-helps", st, holds=ok, measured=float(lam[-1]), predicted=float(fl[-1]),
-                         tolerance=f"φ̂′(1) = {slope:.3g} < 1: λmin at the floor at every depth ≥ 2 and the points closer",
+        out.append(claim("4.6.depth-helps", st, holds=ok, measured=left, predicted=0,
+                         tolerance=f"φ̂′(1) = {slope:.3g} < 1: no depth ≥ 2 with λmin above the float64 floor "
+                         f"(≤ {fl[-1]:.0e}), and the closest pair closer at the last depth than at the first",
                          why="" if ok else f"λmin above the floor at {left} depths"))
     errs = np.concatenate([res["max_err_K"][1:], res["max_err_G"][1:]])
     worst = float(errs.max()) if errs.size else 0.0
@@ -124,7 +131,8 @@ def depth_claims(res: dict) -> list:
 def depth_numbers(res: dict) -> dict:
     lam, fl = res["lambda_min"], res["floor"]
     return {"activation": res["activation"], "dual slope φ̂′(1) = E[φ′²]/E[φ²]": res["dual_slope"],
-            "measured factor per layer (first layers)": float(res["factors"][0]),
+            "measured factor per layer (geometric mean while 1 − max|K| < 0.05)":
+                measured_factor(res) if measured_factor(res) is not None else "– (no close pair)",
             "λmin at depth 1": lam[0] if lam[0] > fl[0] else f"< {fl[0]:.0e} (floor)",
             f"λmin at depth {res['depths'][-1]}": lam[-1] if lam[-1] > fl[-1] else f"< {fl[-1]:.0e} (floor)",
             "1 − max|K| at depth 1 / last": f"{fmt(res['one_minus_max_corr'][0])} / {fmt(res['one_minus_max_corr'][-1])}",
@@ -145,7 +153,8 @@ def depth_draw(res: dict):
              color=st["color"], label="at or below the floor (hollow)" if (~above).any() else None)
     emp = res["lambda_min_empirical"]
     ok = emp > fl
-    ax1.plot(x[ok], emp[ok], ls="none", marker="x", color="black", label=f"one random net of width {res['width']}")
+    ax1.plot(x[ok], emp[ok], ls="none", marker="x", color="black",
+             label=f"one random net of width {res['width']}" if ok.any() else None)
     ax1.axhline(float(np.max(fl)), color="grey", ls=":", lw=1, label="float64 floor (10⁻¹² λmax)")
     vals = list(lam[above]) + list(emp[ok]) + [float(np.max(fl))]
     lo, hi = min(vals) / 10, max(vals) * 1e3
@@ -158,13 +167,14 @@ def depth_draw(res: dict):
     plots.plot_theory(ax2, x, pred, label=f"(1 − max|K|)(1) × φ̂′(1)^(L−1), φ̂′(1) = {res['dual_slope']:.3g}",
                       style=dict(color="black", ls="--", lw=1.2))
     ax2.plot(x[1:], res["max_err_K"][1:], ls=":", marker="x", color="black",
-             label=f"finite net, width {res['width']}: max gap in correlation")
+             label=f"finite net, width {res['width']}: max |K_net − K| (not a distance)")
     ax2.axhline(res["mc_scale"], color="grey", ls="-.", lw=1, label="1/√m")
     vals = np.concatenate([sep, pred, res["max_err_K"][1:], [res["mc_scale"]]])
     vals = vals[vals > 0]
     lo, hi = vals.min() / 3, vals.max() * 30
-    ax2.set(yscale="log", xlabel="depth L (hidden layers)", ylabel="distance of the closest pair, 1 − max|K|",
-            title=f"each layer multiplies it by φ̂′(1) = {res['dual_slope']:.3g}", ylim=(lo, max(hi, lo * 100)))
+    ax2.set(yscale="log", xlabel="depth L (hidden layers)", ylabel="1 − max|K| (closest pair); ×: |K_net − K|",
+            title=f"from δ²/2 = {res['delta'] ** 2 / 2:.2g}, × φ̂′(1) = {res['dual_slope']:.3g} per layer",
+            ylim=(lo, max(hi, lo * 100)))
     # the series rises to the right where phi-hat'(1) > 1 and falls where it is below 1: the legend goes where it is not
     ax2.legend(fontsize=7, loc="upper left" if res["dual_slope"] > 1 else "lower left")
     return fig

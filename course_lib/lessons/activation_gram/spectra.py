@@ -50,7 +50,7 @@ def _lambda_lines(ax, x, lam: dict, floor: dict, acts, *, labels: dict | None = 
         if (~above).any():  # drawn on the floor line: "at or below the floor", not a value
             ax.plot(x[~above], np.full((~above).sum(), top), ls="none", marker=st["marker"], ms=6, mfc="none",
                     color=st["color"])
-    ax.axhline(top, color="grey", lw=1, ls=":", label="float64 floor (10⁻¹² λmax); hollow: at or below it")
+    ax.axhline(top, color="grey", lw=1, ls=":", label="float64 floor (10⁻¹² λmax, the highest\nof the curves'); hollow: at or below it")
     ax.set_yscale("log")
     return top
 
@@ -278,9 +278,13 @@ def separation_claims(res: dict) -> list:
                              f"{a} {fmt(fits[a])} (class {DELTA_POWER[get_activation(a).smoothness]:g})" for a in kinked)))
     else:
         out.append(not_applicable("4.2.kink-power", st, "no activation with a kink is selected"))
-    st = ("The smooth activations fall faster than any power of δ (steeper than δ⁵) and reach the float64 floor "
-          "inside the range.")
-    if smooth:
+    st = ("The smooth activations fall far more steeply than the kinked ones (steeper than δ⁵ wherever two "
+          "consecutive values lie above the float64 floor) and reach that floor inside the range.")
+    if smooth and not any(steepest[a] is not None for a in smooth):
+        out.append(not_applicable("4.2.smooth-floor", st, "every smooth λmin but at most one value per activation is "
+                                  "already at the float64 floor: no two consecutive values to measure a slope on "
+                                  "(lower n to see it)"))
+    elif smooth:
         # the slope is measured where two consecutive values lie above the floor; an activation that drops from
         # its first resolved value straight to the floor has no measurable slope (only "reaches the floor" counts)
         info = {a: (steepest[a], bool(res["lambda_min"][a][0] <= res["floor"][a][0])) for a in smooth}
@@ -294,7 +298,9 @@ def separation_claims(res: dict) -> list:
                          why="" if ok else "; ".join(
                              f"{a}: steepest slope {fmt(s) if s is not None else '– (too few values above the floor)'}, "
                              f"{'at' if f else 'still above'} the floor at the smallest δ" for a, (s, f) in info.items())
-                         + (f" (with only n = {res['n']} points, δ this small still separates them)" if res["n"] < 8 else "")))
+                         + (f" (with only n = {res['n']} points the smooth λmin falls about as δ^(2(n−1)) = "
+                            f"δ^{2 * (res['n'] - 1)}: not steep enough to reach the floor by δ = {res['deltas'][0]:.2g})"
+                            if res["n"] < 8 else "")))
     else:
         out.append(not_applicable("4.2.smooth-floor", st, "no smooth activation is selected"))
     st = ("The lower bound lies below every measurement; for the kinked activations it sits within a factor 2 "
@@ -333,7 +339,7 @@ def separation_numbers(res: dict) -> dict:
 
 
 def separation_draw(res: dict):
-    fig, (ax,) = plots.new_figure(1, width=6.4, height=4.2)
+    fig, (ax,) = plots.new_figure(1, width=9.0, height=4.4)
     acts = res["acts"]
     labels = {a: a + (f" (fit δ^{res['fits'][a]:.2f})" if res["fits"][a] is not None and
                       get_activation(a).smoothness != SMOOTH else "") for a in acts}
@@ -343,11 +349,12 @@ def separation_draw(res: dict):
         good = b > floor
         if good.any():
             ax.plot(res["deltas"][good], b[good], ls="--", lw=1.2, color=style(a)["color"])
-    ax.plot([], [], ls="--", color="black", lw=1.2, label="lower bound Σ c_p² max(0, 1 − (n−1)(1 − δ²/2)^(p+1))")
-    _log_limits(ax, [v for a in acts for v in res["lambda_min"][a]], lo_floor=floor, legend_decades=4)
+    ax.plot([], [], ls="--", color="black", lw=1.2, label="lower bound\nΣ c_p² max(0, 1 − (n−1)(1 − δ²/2)^(p+1))")
+    _log_limits(ax, [v for a in acts for v in res["lambda_min"][a]], lo_floor=floor, legend_decades=0.5)
     ax.set(xscale="log", xlabel="separation δ", ylabel="λmin(G∞)",
            title=f"n = {res['n']} points on a half circle at separation δ")
-    ax.legend(fontsize=7, loc="upper left")
+    fig.subplots_adjust(right=0.64)  # the legend beside the axes: it hides no curve
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
     return fig
 
 
