@@ -281,9 +281,9 @@ def state(ax, res: dict):
         i = min(_at(h, k), len(h.steps) - 1)
         stage = ("stage 1 (g being fixed)" if k1 is not None and k < k1 else
                  "stage 3 (linear regime)" if k3 is not None and k >= k3 else
-                 "stage 2 (columns turning)" if k3 is not None else "stage 2 (the linear regime is never reached)")
-        phase = "phase II by the rule (c = 0.04)" if b is not None and k >= b else "before the rule's phase II"
-        return (f"{stage}; {phase}\ng = {h['g'][i, 0]:.3g}, ρ = {h['ratio'][i, 0]:.3g}, ρ_H = {h['rho_H'][i, 0]:.3g}, "
+                 "stage 2 (columns turning)" if k3 is not None else "stage 2 (no linear regime in this run)")
+        phase = "phase II by the rule (c = 0.04)" if b is not None and k >= b else "before the rule's phase II (c = 0.04)"
+        return (f"{stage}\n{phase}\ng = {h['g'][i, 0]:.3g}, ρ = {h['ratio'][i, 0]:.3g}, ρ_H = {h['rho_H'][i, 0]:.3g}, "
                 f"cos = {h['cos'][i, 0]:.2f}")
 
     return rows_state(ax, series(res), info=info)

@@ -185,7 +185,9 @@ def rows_state(ax, items: list[dict], *, info=None, legend_cols: int = 2):
     for it in items:
         kw = dict(facecolors="white", edgecolors=it["color"]) if it["hollow"] else dict(color=it["color"])
         dots.append(ax.scatter([np.nan], [np.nan], s=16, marker=it["marker"], alpha=0.85, label=it["label"], **kw))
-    ax.set(xscale="log", yscale="log", xlim=(xmin, xmax), ylim=(ymin, ymax * 12),
+    # room above the data for the step's numbers and the legend (about a third of the panel): they never cover a marker
+    headroom = max(np.log10(12.0), 0.6 * np.log10(ymax / ymin))
+    ax.set(xscale="log", yscale="log", xlim=(xmin, xmax), ylim=(ymin, ymax * 10**headroom),
            xlabel="angle between uᵢ and the teacher's vᵢ (rad)", ylabel="length error |‖uᵢ‖/‖vᵢ‖ − 1|")
     if any(it["label"] for it in items):
         ax.legend(fontsize=6.5, loc="upper left", ncol=legend_cols, bbox_to_anchor=(0.0, 0.83), handletextpad=0.2,
