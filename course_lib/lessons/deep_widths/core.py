@@ -271,6 +271,30 @@ def ntk_extremes(blocks: torch.Tensor) -> dict:
     return {"beta": ev[:, -1].numpy(), "lam_min": ev[:, 0].numpy(), "out_max": top.numpy(), "lower_max": low.numpy()}
 
 
+def silenced_inputs(model: DeepMLP, params, X) -> list[list[tuple[int, int]]]:
+    """Per network, the inputs whose features are all zero at some hidden layer, as (input i, first such layer l):
+    every ReLU of layer l is silent on input i, so its output is 0 whatever the weights above, no gradient reaches
+    the layers below through it, and the loss cannot fall below y_i^2 / 2 (its row of F_{L-1} is zero too)."""
+    p = {k: v.detach() for k, v in params.items()}
+    F = X.expand(p["W1"].shape[0], -1, -1) if X.ndim == 2 else X
+    first = torch.full(F.shape[:2], -1, dtype=torch.long, device=F.device)
+    for l in range(1, model.depth):
+        F = (F @ p[f"W{l}"]).clamp_min(0.0)
+        zero = (F.amax(dim=-1) <= 0) & (first < 0)
+        first[zero] = l
+    first = first.cpu().numpy()
+    return [[(int(i), int(first[e, i])) for i in np.flatnonzero(first[e] >= 0)] for e in range(first.shape[0])]
+
+
+def silenced_text(silenced: list[tuple[int, int]], y=None) -> str:
+    """'input 5 silenced at layer 1 (loss ≥ 0.5)' for :func:`silenced_inputs`' list of one network."""
+    if not silenced:
+        return ""
+    parts = [f"input {i} silenced at layer {l}" for i, l in silenced[:3]] + (["…"] if len(silenced) > 3 else [])
+    floor = "" if y is None else f"; the loss cannot go below {0.5 * sum(float(y[i]) ** 2 for i, _ in silenced):.3g}"
+    return ", ".join(parts) + " (all its features zero: its output is stuck at 0" + floor + ")"
+
+
 def dead_units(model: DeepMLP, params, X) -> np.ndarray:
     """How many units of the last hidden layer are silent on every input (their ReLU died), per network."""
     F = model.features({k: v.detach() for k, v in params.items()}, X)
