@@ -506,3 +506,18 @@ def test_the_invited_large_rotation_stalls_as_the_text_says(full_length):
     assert abs(h["ratio"][-1, 0]) < 0.02
     assert dist[-1] > 1.2 * dist.min() and h.steps[int(np.argmin(dist))] > 100
     assert np.degrees(np.max(im.rows(res)["angle"][-1, 0])) > 45
+
+
+@pytest.mark.parametrize("fraction", [0.7, 0.9])
+def test_2_4_text_numbers(fraction, full_length):
+    """2.4 item 2: 'from d = 10 to 30 the step falls to about 0.4 of its value, the measured -log rate only to about
+    0.6-0.65'; item 3: the two scales' difference in rate shows in the dashed predictions too (same sign at each d)."""
+    res = compare.SWEEP.execute(lr_fraction=fraction).result
+    runs = res["runs"]
+    assert runs[-1]["lr"] / runs[0]["lr"] == pytest.approx(0.4, abs=0.03)
+    rr = compare.sweep_rates(res)
+    for e in range(len(compare.SWEEP_SCALES)):
+        slow = core.neg_log(rr[-1][e][0]) / core.neg_log(rr[0][e][0])
+        assert 0.58 <= slow <= 0.67, slow
+    for row in rr:
+        assert np.sign(row[1][0] - row[0][0]) == np.sign(row[1][1] - row[0][1])
