@@ -295,6 +295,22 @@ def silenced_text(silenced: list[tuple[int, int]], y=None) -> str:
     return ", ".join(parts) + " (all its features zero: its output is stuck at 0" + floor + ")"
 
 
+def key_condition_width(model: DeepMLP, params, X, y) -> np.ndarray:
+    """The course's derivation, per network of a two-layer ``model``: the citing paper's key condition
+    sigma_min(F_1(0))^2 >= 16 sqrt(N) sqrt(n_1) sqrt(2 L(theta_0)) ||W_2(0)||_2, with sigma_min(F_1)^2 ~ n_1
+    lambda_min(M) (the large-width limit), holds once n_1 >= (16 sqrt(N) sqrt(2 L(theta_0)) ||W_2|| / lambda_min(M))^2.
+    L(theta_0) and ||W_2(0)|| are this network's own (at its width n_1)."""
+    if model.depth != 2:
+        raise ValueError(f"depth must be 2 for the two-layer key condition; got {model.depth}")
+    N = X.shape[0]
+    lam = np.linalg.eigvalsh(limit_kernel(model, params, X))[:, 0]
+    p = _f64(params)
+    u = model.apply(p, to_float64(X))
+    L0 = (0.5 * ((u - to_float64(y)) ** 2).sum(-1)).cpu().numpy()
+    w2 = p[f"W{model.depth}"].flatten(1).norm(dim=1).cpu().numpy()  # a column: its spectral norm is its length
+    return (16 * np.sqrt(N) * np.sqrt(2 * L0) * w2 / np.clip(lam, 1e-300, None)) ** 2
+
+
 def dead_units(model: DeepMLP, params, X) -> np.ndarray:
     """How many units of the last hidden layer are silent on every input (their ReLU died), per network."""
     F = model.features({k: v.detach() for k, v in params.items()}, X)

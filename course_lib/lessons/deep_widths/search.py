@@ -28,6 +28,8 @@ from .core import (
     ntk_extremes,
     paper_order,
     problem,
+    key_condition_width,
+    silenced_inputs,
     train_widths,
 )
 
@@ -60,14 +62,16 @@ def experiment_widths(depth: int = DEFAULTS["depth"], steps: int = 300, other: i
                 m = make_model(depth, w, other, init)
                 p = m.init(X.shape[1], ensemble=seeds, seed=seed, device=device)
                 own.append(p)
+                key = key_condition_width(m, p, X, y) if depth == 2 else None  # at the widest width (last)
                 lrs.append(lr_fraction * 2.0 / ntk_extremes(ntk_blocks(m, p, X))["beta"])
             tr = train_widths(depth, own, widths, X, y, np.array(lrs), steps=steps_s, record=record, other=other,
                               init=init)
             ratio = tr["loss"] / tr["loss"][:1]  # (records, widths, seeds)
             dead = [dead_units(make_model(depth, w, other, init), q, X) for w, q in zip(widths, tr["params"])]
+            silenced = [silenced_inputs(make_model(depth, w, other, init), q, X) for w, q in zip(widths, tr["params"])]
             status = classify(ratio, tr["diverged"], target, half)
             rows.append({"n": n, "widths": widths, "ratio": ratio, "diverged": tr["diverged"], "dead": dead,
-                         "status": status,
+                         "silenced": silenced, "status": status, "key_width": key,
                          "smallest": next((w for w, s in zip(widths, status) if s == "reached"), None)})
             if live is not None:
                 live({"partial": True, "rows": rows[:], **base})
@@ -103,19 +107,23 @@ def smallest_over_n(res) -> list:
 def claims(res: dict) -> list:
     rows = res["rows"]
     p = paper_order(res["depth"])
-    st1 = (f"The smallest width that reaches the target is at most {MAX_OVER_N}N at every N: far below the paper's "
-           f"N{'²' if p == 2 else '³'} for this setting, even with constant 1.")
+    lower = (f" (the other hidden layers {res['other']} wide)" if res["depth"] > 2 else "")
+    st1 = (f"The smallest last-hidden width that reaches the target is at most {MAX_OVER_N}N at every N{lower}: far "
+           f"below the paper's N{'²' if p == 2 else '³'} for this setting drawn with constant 1.")
     missing = [r["n"] for r in rows if r["smallest"] is None]
     worst = max((r["smallest"] / r["n"] for r in rows if r["smallest"] is not None), default=float("nan"))
     if missing:
-        c1 = claim("5.4.far-below", st1, holds=False, measured=worst, predicted=MAX_OVER_N,
+        c1 = claim("5.4.far-below", st1, holds=False, measured=worst,
                    tolerance=f"smallest width / N ≤ {MAX_OVER_N} at every N",
                    why=f"at N = {missing} no width up to 4N reached the target within {res['steps']} steps "
                        "(a larger budget may reach it)")
     else:
         gap = min(r["n"] ** p / r["smallest"] for r in rows)
-        c1 = claim("5.4.far-below", st1, holds=worst <= MAX_OVER_N, measured=worst, predicted=MAX_OVER_N,
-                   tolerance=f"smallest width / N ≤ {MAX_OVER_N} at every N (N^{p} is at least {gap:.3g}x larger)",
+        below_n = [r["n"] for r in rows if r["smallest"] < r["n"]]
+        c1 = claim("5.4.far-below", st1, holds=worst <= MAX_OVER_N, measured=worst,
+                   tolerance=f"measured: the largest smallest-width / N; it must be ≤ {MAX_OVER_N} at every N (N^{p} is at "
+                             f"least {gap:.3g}x larger)" + (f"; at N = {below_n} it is below N, where λ_F = 0: the output "
+                                                          "layer alone cannot fit, the layers below it do" if below_n else ""),
                    why=f"at some N the smallest width that trains is {worst:.3g} N")
     st2 = ("Above the smallest width that trains, a width that misses the target is slow, not stuck: its loss was "
            "still falling when the budget ran out.")
@@ -126,7 +134,7 @@ def claims(res: dict) -> list:
         bad = [(r["n"], w, s) for r in found for w, s in zip(r["widths"], r["status"])
                if w > r["smallest"] and s in ("stuck", "diverged")]
         misses = sum(1 for r in found for w, s in zip(r["widths"], r["status"]) if w > r["smallest"] and s != "reached")
-        c2 = claim("5.4.slow-not-stuck", st2, holds=not bad, measured=len(bad), predicted=0,
+        c2 = claim("5.4.slow-not-stuck", st2, holds=not bad, measured=len(bad),
                    tolerance=f"no stuck or diverged width above the smallest ({misses} slow misses)",
                    why="; ".join(_story(res, n, w, s) for n, w, s in bad[:4]))
     return [c1, c2]
@@ -134,10 +142,18 @@ def claims(res: dict) -> list:
 
 def _story(res, n, w, status) -> str:
     r = next(r for r in res["rows"] if r["n"] == n)
-    dead = r["dead"][r["widths"].index(w)]
+    j = r["widths"].index(w)
+    dead = r["dead"][j]
     text = f"N = {n}, w = {w}: {status}"
-    if status == "stuck" and dead.max() > 0:
-        text += f" ({int(dead.max())} of {w} last-layer ReLUs died)"
+    sil = r.get("silenced", [None] * len(r["widths"]))[j]
+    if status == "stuck" and sil is not None and any(sil):
+        seeds = [f"seed {e}: input {s[0][0]} silenced at layer {s[0][1]}" for e, s in enumerate(sil) if s]
+        text += (f" ({'; '.join(seeds)}: all its features zero, so its output is stuck at 0 and the loss cannot fall "
+                 "below y_i²/2 = 0.5)")
+    elif status == "stuck" and dead.max() > 0:
+        live = w - int(dead.max())
+        text += f" ({int(dead.max())} of {w} last-layer ReLUs died, " + (
+            f"leaving {live} < N)" if live < n else f"{live} ≥ N live ones remain: not the cause)")
     return text
 
 
@@ -149,6 +165,9 @@ def numbers(res: dict) -> dict:
         cells = ", ".join(f"{w}: {s}" for w, s in zip(r["widths"], r["status"]))
         out[f"N = {r['n']}: smallest width that trains (paper: N^{p} = {r['n'] ** p})"] = r["smallest"] or "none"
         out[f"N = {r['n']}: each width"] = cells
+        if r.get("key_width") is not None:
+            out[f"N = {r['n']}: width the citing paper's key condition asks for (the course's derivation, from the "
+                f"w = {r['widths'][-1]} nets' λ_min(M), L(θ₀), ‖W₂‖)"] = ", ".join(f"{v:.2g}" for v in r["key_width"])
     return out
 
 
@@ -169,8 +188,8 @@ LABEL = {"reached": "reached the target", "falling": "missed it, still falling (
 
 
 def draw(res: dict, spec: dict | None = None):
-    fig, (ax,) = plots.new_figure(1, width=6.9, height=4.4)
-    fig.subplots_adjust(left=0.1, right=0.5, bottom=0.12, top=0.86)
+    fig, (ax,) = plots.new_figure(1, width=7.6, height=4.4)
+    fig.subplots_adjust(left=0.09, right=0.56, bottom=0.12, top=0.86)
     rows = res["rows"]
     ns = np.array([r["n"] for r in rows], dtype=float)
     x = np.log2(ns)  # N on a log2 axis, labelled with N itself
@@ -180,7 +199,8 @@ def draw(res: dict, spec: dict | None = None):
     for p, (name, setting) in PAPER_ORDERS.items():
         here = p == p_here
         ax.plot(grid, (2.0**grid) ** p, color="black" if here else "grey", linestyle=styles[p], lw=1.6 if here else 1.0,
-                label=f"{name}: {setting}" + ("\n   ← the paper's width for this setting" if here else ""))
+                label=f"{name}: {setting}" + ("\n   ← the paper's width for this setting" if here else "") +
+                ("\n   (also w = N: below it λ_F = 0, the layers\n   below the last do the fitting)" if p == 1 else ""))
     seen = set()
     for xi, r in zip(x, rows):
         for w, s in zip(r["widths"], r["status"]):
@@ -194,12 +214,13 @@ def draw(res: dict, spec: dict | None = None):
     ax.set(yscale="log", xlabel="number of samples N", ylabel="width of the last hidden layer w",
            xlim=(grid[0], grid[-1]), ylim=(1.3, max(ns.max() ** 3 * 2, 100)))
     ax.set_xticks(x, [str(int(n)) for n in ns])
-    ax.set_title(f"depth L = {res['depth']}, LeCun init, other widths {res['other']}, η = {res['lr_fraction']:g}·2/β:\n"
+    other = f", other widths {res['other']}" if res["depth"] > 2 else " (one hidden layer)"
+    ax.set_title(f"depth L = {res['depth']}, LeCun init{other}, η = {res['lr_fraction']:g}·2/β:\n"
                  f"target L(T) ≤ {res['target']:g}·L(0) within T = {res['steps']} steps, {res['seeds']} seeds per width",
                  fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0, framealpha=0.9,
-              title="the paper's orders (drawn with constant 1), and this run", title_fontsize=7)
-    return fig
+              title="the paper's orders (drawn with constant 1),\nand this run", title_fontsize=7)
+    return plots.fast_log_axes(fig)
 
 
 def state(ax, res: dict):
@@ -213,13 +234,16 @@ def state(ax, res: dict):
     for i, r in enumerate(rows):
         ln, = ax.plot(r["widths"], np.ones(len(r["widths"])), "-", marker=plots.marker(i), color=plots.color(i),
                       ms=5, label=f"N = {r['n']} (worst seed)")
+        ax.axvline(r["n"], color=plots.color(i), lw=0.6, alpha=0.5)
         lines.append(ln)
     ax.axhline(res["target"], color="grey", lw=1, label=f"target {res['target']:g}")
     if lo < LOSS_FLOOR:
         ax.axhspan(lo, LOSS_FLOOR, color="grey", alpha=0.12, label="float32 floor (shaded)")
     ax.set(xscale="log", yscale="log", ylim=(lo, hi), xlabel="width of the last hidden layer w",
            ylabel="loss left L(k)/L(0)")
-    ax.legend(fontsize=6.5, loc="center left", framealpha=0.9)
+    other = f", other widths {res['other']}" if res["depth"] > 2 else ""
+    ax.legend(fontsize=6.5, loc="center left", framealpha=0.9, title=f"L = {res['depth']}{other},\nT = {res['steps']}",
+              title_fontsize=6.5)
 
     def update(k: int):
         i = min(int(np.searchsorted(steps, k)), len(steps) - 1)
