@@ -130,16 +130,17 @@ def claims(res: dict) -> list:
                 worst, where = float(r), name
     out.append(claim(
         "5.1.zero-below-n", "Below w = N every λ_F sits at the float64 floor: F has fewer columns than rows.",
-        holds=worst <= 1.0, measured=worst, predicted=0.0, tolerance="λ_F / floor ≤ 1 at every w < N",
+        holds=worst <= 1.0, measured=worst, tolerance="measured: the largest λ_F / float64 floor at w < N; it must be ≤ 1",
         why=f"{where}: a value below N is {worst:.3g} x the float64 floor"))
     # 2. grows beyond N, exactly when the layers below keep the inputs apart
-    bad, n_exact, n_near, n_all = [], 0, 0, 0
+    bad, n_exact, n_near, n_all, which = [], 0, 0, 0, []
     for name, c in _curves(res):
         pos = c["values"] > c["floors"]
         for e in range(len(c["ok"])):
             n_all += 1
             if c["exact"][e]:
                 n_exact += 1
+                which.append(f"{name} seed {e} ({c['degenerate'][e]})")
                 if pos[:, e].any():
                     bad.append(f"{name}, seed {e}: the layers below merge inputs ({c['degenerate'][e]}) yet λ_F > 0")
             elif c["ok"][e]:
@@ -153,7 +154,8 @@ def claims(res: dict) -> list:
             if k2 < len(w) - 1 and not m[-1] > m[k2]:
                 bad.append(f"{name}: the mean λ_F does not rise from w = {w[k2]} to w = {w[-1]}")
     decided = n_all - n_near
-    note = (f"{n_exact} of {n_all} networks have merged inputs"
+    note = (f"{n_exact} of {n_all} networks have an input silenced or two inputs merged by the layers below"
+            + (": " + "; ".join(which[:4]) + ("; …" if len(which) > 4 else "") if which else "")
             + (f"; {n_near} nearly merged (λ_min(M) < {SEPARATED:g} λ_max(M)) need far wider layers and are not "
                "counted" if n_near else ""))
     statement = ("Beyond N, λ_F > 0 and grows with w — wherever the layers below keep the inputs apart "
@@ -163,8 +165,8 @@ def claims(res: dict) -> list:
         out.append(not_applicable("5.1.grows-beyond-n", statement, "every network's layers below nearly merge two "
                                   f"inputs (λ_min(M) < {SEPARATED:g} λ_max(M)): no width drawn here is wide enough"))
     else:
-        out.append(claim("5.1.grows-beyond-n", statement, holds=not bad, measured=len(bad), predicted=0,
-                         tolerance=f"every network ({note})", why="; ".join(bad[:3])))
+        out.append(claim("5.1.grows-beyond-n", statement, holds=not bad, measured=len(bad),
+                         tolerance=f"measured: networks that break it, must be 0 ({note})", why="; ".join(bad[:3])))
     # 3. the large-width limit, approached from below
     lo_end, above, where = np.inf, [], ""
     upto = w <= 8 * N
@@ -196,8 +198,8 @@ def claims(res: dict) -> list:
     out.append(claim(
         "5.1.init-scale", "The initialization only sets the scale: He's λ_F is exactly 2^((L−1)/2) times LeCun's; "
         "Xavier's differs by the ratio of its standard deviations, which shrinks as the wide layer grows.",
-        holds=dev_max <= SCALE_TOL, measured=dev_max, predicted=0.0,
-        tolerance=f"within {SCALE_TOL:.1%} of the ratio of standard deviations (weights drawn in float32; He/LeCun = "
+        holds=dev_max <= SCALE_TOL, measured=dev_max,
+        tolerance=f"measured: the largest relative deviation from the scaled LeCun curve; within {SCALE_TOL:.1%} of the ratio of standard deviations (weights drawn in float32; He/LeCun = "
                   f"{he_scale:.4g} at L = {res['depth']})",
         why=f"λ_F differs from the scaled LeCun curve by {dev_max:.3g} (relative)"))
     # 5. correlations rise with depth, as the arc-cosine map predicts
@@ -224,8 +226,9 @@ def claims(res: dict) -> list:
     m_next = float(min(res["by_depth"][L]["values"][-1].mean() for L in Ls[:-1]))
     out.append(claim(
         "5.1.depth-lowers", f"So depth lowers λ_F: the deepest network (L = {deepest}) has the smallest λ_F at every "
-        "width ≥ 2N.", holds=not fail, measured=m_deep, predicted=m_next,
-        tolerance=f"smallest of the depths at every w ≥ 2N (measured: L = {deepest}; predicted: the next smallest)",
+        "width ≥ 2N.", holds=not fail, measured=m_deep,
+        tolerance=f"smallest of the depths at every w ≥ 2N (measured: mean λ_F of L = {deepest} at w = {w[-1]}; the "
+                  f"next smallest depth's is {fmt(m_next)})",
         why=f"at w = {fail[:3]} another depth has a smaller mean λ_F"))
     return out
 
@@ -255,7 +258,8 @@ def headline(res: dict) -> str:
             f"λ_F is {fmt(float(r))} of its large-width limit")
     if deg:
         name, e, why = deg[0]
-        text += (f". {len(deg)} of the {n_all} networks drawn have layers below that merge inputs (e.g. {name}, "
+        text += (f". {len(deg)} of the {n_all} networks drawn have layers below that silence an input or merge two "
+                 f"(e.g. {name}, "
                  f"seed {e}: {why}): their λ_F is 0 at every width")
     return text
 
@@ -270,11 +274,18 @@ def _draw_curve(ax, res, c, i, label):
     use = c["ok"] if c["ok"].any() else np.ones(len(c["ok"]), dtype=bool)
     v, fl = c["values"][:, use], c["floors"][:, use]
     col, mk = plots.color(i), plots.marker(i)
-    zero = (v <= fl).all(axis=1)
-    mean = v.mean(axis=1)
+    pos = v > fl
+    zero = ~pos.any(axis=1)
+    with np.errstate(invalid="ignore"):
+        mean = np.where(pos, v, 0.0).sum(axis=1) / pos.sum(axis=1)  # the mean of the seeds above the floor
     ax.plot(w[~zero], mean[~zero], "-", marker=mk, color=col, label=label, ms=4)
-    if zero.any():  # numerically zero: drawn at the float64 floor, open markers
-        ax.plot(w[zero], fl[zero].max(axis=1), linestyle="none", marker=mk, mfc="none", color=col, ms=6)
+    some = pos.any(axis=1) & ~pos.all(axis=1)  # some seeds numerically zero (at w = N: a unit silent on every input)
+    if some.any():
+        ax.plot(w[some], mean[some], linestyle="none", marker=mk, mfc="white", mec=col, ms=4)
+    part = zero | some  # numerically zero values: drawn at the float64 floor, open markers
+    if part.any():
+        ax.plot(w[part], fl[part].max(axis=1),
+                linestyle="none", marker=mk, mfc="none", color=col, ms=6)
     spread = (v > fl).all(axis=1)  # the seeds' spread, where every seed is above the floor
     ax.fill_between(w[spread], v[spread].min(axis=1), v[spread].max(axis=1), color=col, alpha=0.15, lw=0)
     keep = (w >= res["n"]) & (c["prediction"] > 0)
@@ -313,7 +324,7 @@ def draw_spectrum(res: dict, spec: dict | None = None):
         ax.text(N * 1.05, 0.03, f"w = N = {N}", transform=ax.get_xaxis_transform(), va="bottom", fontsize=8,
                 color="dimgrey")
         ax.axhspan(floor_lo / 5, floor_hi * 1.5, color="grey", alpha=0.12)
-        ax.set(xlabel="width of the last hidden layer w = n_{L−1}", ylabel="λ_F = σ_min(F_{L−1}) at init",
+        ax.set(xlabel="width of the last hidden layer $w = n_{L-1}$", ylabel="$\\lambda_F = \\sigma_{\\min}(F_{L-1})$ at init",
                title=f"{title}\n{what}")
         ax.title.set_fontsize(9)
         ax.legend(fontsize=7, loc="best", framealpha=0.9)
@@ -323,12 +334,15 @@ def draw_spectrum(res: dict, spec: dict | None = None):
     keys = [Line2D([], [], marker="o", mfc="none", color="grey", linestyle="none",
                    label="numerically 0 (below the float64 floor, shaded)"),
             Line2D([], [], color="grey", linestyle="--", lw=1.2, label="large-width limit √(w·λ_min(M)) at each width"),
-            Line2D([], [], color="grey", marker="o", ms=4, label="measured: mean of the seeds (spread shaded)")]
+            Line2D([], [], color="grey", marker="o", ms=4, label="measured: mean of the seeds above the floor (spread shaded)")]
+    if any(((c["values"] > c["floors"]).any(axis=1) & ~(c["values"] > c["floors"]).all(axis=1)).any() for c in curves):
+        keys.append(Line2D([], [], color="grey", marker="o", mfc="white", ms=4, linestyle="none",
+                           label="white: some seeds numerically 0 (open marker on the floor), the mean of the others"))
     if merged:
         keys.append(Line2D([], [], marker="x", color="grey", linestyle="none",
                            label="a network whose layers below merge inputs: λ_F = 0 at every width"))
     fig.legend(handles=keys, loc="lower center", ncol=2, fontsize=7.5, frameon=False, bbox_to_anchor=(0.5, 0.0))
-    return fig
+    return plots.fast_log_axes(fig)
 
 
 def alt(res: dict) -> str:
