@@ -179,14 +179,15 @@ def coefficients_draw(res: dict):
         keep = np.flatnonzero((c2 > COEFF_FLOOR) & (p >= 1))
         shown = np.concatenate([_log_spaced(keep[keep % 2 == par]) for par in (0, 1)])
         label = f"{a} ({r['smoothness']})"
-        ax.plot(p[shown], c2[shown], ls="none", marker=st["marker"], ms=2.5, color=st["color"], label=label)
+        ax.plot(p[shown], c2[shown], ls="none", marker=st["marker"], ms=2.5, color=st["color"], label=label,
+                alpha=0.5 if r["theory_slope"] is not None else 1.0)  # the dashed class line shows through
         if r["theory_slope"] is not None:
             k, par = r["theory_slope"], r["dominant_parity"]
             sel = (c2 > 0) & (p % 2 == par) & (p >= 100) & (p < 1000)
             anchor = float(np.exp(np.mean(np.log(c2[sel] * p[sel] ** -k))))
             pp = np.array([4, len(c2)])
             plots.plot_theory(ax, pp, anchor * pp**k, label=f"p^({_frac(k)}): {a}'s class",
-                              style=dict(color=st["color"], ls="--", lw=1.2))
+                              style=dict(color=st["color"], ls="--", lw=1.4, zorder=4))
     ax.axhline(COEFF_FLOOR, color="grey", lw=1, ls=":", label="quadrature floor (smooth φ)")
     ax.set(xscale="log", yscale="log", xlabel="Hermite index p", ylabel="c_p²",
            title="c_p² of φ′ (kinked: closed form; smooth: quadrature)",
