@@ -279,9 +279,8 @@ def numbers(res: dict) -> dict:
     if pred is not None and pred["ok"]:
         lo, hi = pred["window"]
         out.update({"n = m: fit window (steps)": f"{lo}–{hi}",
-                    "n = m: measured ln L per step": pred["measured"],
-                    "n = m: predicted (own error, linearized)": pred["predicted"],
-                    "n = m: worst case (slowest Hessian mode)": pred["worst"],
+                    "n = m: per-step loss factor, measured / own error linearized / worst case (slowest mode)":
+                        " / ".join(fmt(math.exp(v), 4) for v in (pred["measured"], pred["predicted"], pred["worst"])),
                     "n = m: Hessian at the run's limit point, λmin (nonzero), λmax":
                         f"{fmt(pred['lambda_min'])}, {fmt(pred['lambda_max'])}",
                     "n = m: slowest mode's share of the loss at the window start": pred["slowest_share"]})
@@ -296,7 +295,7 @@ def numbers(res: dict) -> dict:
         if "rms_T_law" in f and f["status"] == "settles":
             out[f"{key}: RMS angle to the teacher at T (°), 1/k law from T/4"] = (
                 f"{fmt(f['rms'][-1])}, {fmt(f['rms_T_law'][1.0])}")
-        out[f"{key}: largest neuron–teacher angle at T (°)"] = f["worst_angle_deg"]
+        out[f"{key}: largest neuron–teacher angle at T (°)"] = fmt(f["worst_angle_deg"], 3, floor=ANGLE_FLOOR_DEG)
     return out
 
 
@@ -453,7 +452,7 @@ def state(ax, res: dict):
             line.set_data(np.maximum(predl[k - lo], FLOOR / 100) if k >= lo else np.full(len(lamz), np.nan))
             total = meas[i].sum()
             if k_floor is not None and k >= k_floor:
-                msg = f"n = m: L < 10⁻¹⁴ E[f*²], at the float64 floor since step {k_floor}"
+                msg = f"n = m: at the float64 floor since step {k_floor}\n(L < 10⁻¹⁴ E[f*²])"
             else:
                 msg = f"n = m: L = {fmt(loss[k, 0], 2)} E[f*²]"
                 if total > 0:
