@@ -35,7 +35,7 @@ INVITATIONS = [
                expect={"4.4.not-lambda-min": "does not apply"}),
     *[Invitation("Change the width, from 64 to 2048: at every width each loss follows its own dashed line.", "4.4",
                  {"width": w}) for w in (64, 2048)],
-    Invitation("Set $d' = 2$: the counts drop to $k+1$.", "4.5", {"d_sub": 2}),
+    Invitation("Set $d' = 2$: the counts drop to $k+1$ (claim `4.5.rank`).", "4.5", {"d_sub": 2}),
     *[Invitation("Choose softplus or sigmoid: $\\hat\\phi'(1)<1$", "4.6", {"activation": a}) for a in ("softplus", "sigmoid")],
     Invitation("Try gelu ($\\hat\\phi'(1)=1.07$): it climbs, slowly.", "4.6", {"activation": "gelu"}),
 ]
@@ -489,6 +489,11 @@ def test_time_control_replays_the_recorded_state(fast):
         np.testing.assert_allclose(filled.get_offsets()[:, 1], np.clip(eigs, lo, None)[fit], rtol=1e-9)
         np.testing.assert_allclose(hollow.get_offsets()[:, 1], np.clip(eigs, lo, None)[~fit], rtol=1e-9)
     assert arts[-1].get_ydata()[0] == pytest.approx(1 / (res["lr"] * k))
+    band = arts[-2]  # where 4.4.modes-fit allows either state: 1/(2ηk) .. 2/(ηk)
+    assert band.get_y() == pytest.approx(1 / (2 * res["lr"] * k))
+    assert band.get_y() + band.get_height() == pytest.approx(2 / (res["lr"] * k))
+    update(0)
+    assert not band.get_visible() and not np.isfinite(arts[-1].get_ydata()[0])  # 1/(η·0): no line at step 0
     with pytest.raises(ValueError, match="step must be between"):
         dash.show_step(10**6)
     assert dash.small_multiples_png() is not None

@@ -431,10 +431,15 @@ def state(ax, res: dict):
         hollow = ax.scatter([], [], s=[], marker=st["marker"], facecolors="none", edgecolors=st["color"])
         data_by_act[a] = (x, fsteps, feigs, left, sizes, filled, hollow)
         arts += [filled, hollow]
-    ax.plot([], [], "k--", lw=1, label="G∞ spectrum (dashed, per activation)")
-    ax.scatter([], [], s=30, marker="o", color="grey", label="filled: mode fit (< 1/e left)")
+    ax.plot([], [], "k--", lw=1, label="G∞ spectrum (dashed)")
+    ax.scatter([], [], s=30, marker="o", color="grey", label="filled: fit (< 1/e left)")
     ax.scatter([], [], s=30, marker="o", facecolors="none", edgecolors="grey", label="hollow: not yet")
-    cut = ax.axhline(hi, color="black", lw=1.2, ls="-.", label="1/(ηk): modes above it should be filled")
+    from matplotlib.patches import Rectangle
+
+    # the band 1/(2ηk) .. 2/(ηk) around the line, where the claim allows a mode to be either fit or not
+    band = ax.add_patch(Rectangle((0, hi), 1, 0, transform=ax.get_yaxis_transform(), color="grey", alpha=0.18, lw=0,
+                                  label="1/(2ηk)–2/(ηk): either"))
+    cut = ax.axhline(hi, color="black", lw=1.2, ls="-.", label="1/(ηk): above it, fit")
     ax.legend(fontsize=6.5, loc="upper left", ncol=2, markerscale=1.5)
 
     def update(k: int):
@@ -450,7 +455,11 @@ def state(ax, res: dict):
             hollow.set_sizes(sizes[~fit])
         line = np.nan if k == 0 else 1.0 / (res["lr"] * k)  # 1/(η·0) is infinite: no line at step 0
         cut.set_ydata([line, line])
-        return [*arts, cut]
+        band.set_visible(k > 0)
+        if k > 0:
+            band.set_y(line / 2)
+            band.set_height(1.5 * line)  # from 1/(2ηk) to 2/(ηk)
+        return [*arts, band, cut]
 
     return update
 
