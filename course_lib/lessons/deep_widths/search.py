@@ -281,7 +281,7 @@ EXPERIMENT = Experiment(
     numbers=numbers, headline=headline, state=state, frames=frames, key_steps=key_steps, alt=alt,
     reproduce={"depth3": {}, "depth2": {"depth": 2}},
     paper={"quadratic_case": {"depth": 2}, "cubic_case": {"depth": 3}},
-    paper_note=("The paper reports no experiments. The course's closest analogues of the two cases later papers "
+    paper_note=("The experiments are the course's own. The course's closest analogues of the two cases later papers "
                 "describe: depth 2 (two-layer, both layers trained, LeCun init: quadratic width) and "
                 "depth 3 (deep, one wide hidden layer, LeCun init: cubic width)."),
 )
