@@ -345,6 +345,11 @@ def headline(res: dict) -> str:
 # ----------------------------------------------------------------------------------------------
 # Figures
 # ----------------------------------------------------------------------------------------------
+def _eq(value: str) -> str:
+    """'= 0.02', or '< 1e-11' for a value at the float64 floor (never '= < 1e-11')."""
+    return value if value.startswith("<") else f"= {value}"
+
+
 def draw(res: dict):
     fig, (ax1, ax2) = plots.new_figure(2, width=5.0, height=4.0)
     done = [a for a in res["acts"] if a in res["history"]]
@@ -354,7 +359,7 @@ def draw(res: dict):
         h = res["history"][a]
         s, v = plots.finite_part(h.steps, h["loss"][:, 0])
         ax1.plot(s, v, "-", color=st["color"], marker=st["marker"], markevery=max(1, len(s) // 8), ms=4,
-                 label=f"{a}: λmin(G∞) = {fmt(res['eigs_inf'][a][0], floor=float(floor_of(res['eigs_inf'][a])))}")
+                 label=f"{a}: λmin(G∞) " + _eq(fmt(res['eigs_inf'][a][0], floor=float(floor_of(res['eigs_inf'][a])))))
         k = np.arange(len(res["prediction"][a]))
         plots.plot_theory(ax1, k, res["prediction"][a], label=None, style=dict(color=st["color"], ls="--", lw=1.3))
         plots.plot_theory(ax1, k, res["prediction_inf"][a], label=None, style=dict(color=st["color"], ls=":", lw=1.3))
