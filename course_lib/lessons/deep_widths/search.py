@@ -236,6 +236,7 @@ def state(ax, res: dict):
                       ms=5, label=f"N = {r['n']} (worst seed)")
         ax.axvline(r["n"], color=plots.color(i), lw=0.6, alpha=0.5)
         lines.append(ln)
+    ax.plot([], [], color="grey", lw=0.6, alpha=0.5, label="w = N (thin, in its colour)")
     ax.axhline(res["target"], color="grey", lw=1, label=f"target {res['target']:g}")
     if lo < LOSS_FLOOR:
         ax.axhspan(lo, LOSS_FLOOR, color="grey", alpha=0.12, label="float32 floor (shaded)")
