@@ -29,7 +29,8 @@ def draw(res: dict):
     fig, axes = plots.new_figure(2, 2, width=4.7, height=3.3)
     ax1, ax2, ax3, ax4 = axes
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=0.93, wspace=0.28, hspace=0.42)
-    params = f"η = {fmt(res['lr_fraction'])}/λmax, β = {fmt(res['beta'])}, m = {res['width']}, {res['dataset']}"
+    params = (f"η = {fmt(res['lr_fraction'])}/λmax(H∞) (ηλmax(H(0)) = {fmt(res['lr'] * float(res['lam0'][-1]))}), "
+              f"β = {fmt(res['beta'])}, m = {res['width']}, {res['dataset']}")
     if res.get("partial"):
         for m, h in res["histories"].items():
             for i in range(h.ensemble):
@@ -60,9 +61,13 @@ def draw(res: dict):
     at_floor = [m for m, v in levels.items() if v is not None]
     top_floor = max([floor] + [levels[m] for m in at_floor])
     ax1.axhspan(1e-9, top_floor * 1.5, color="grey", alpha=0.18, lw=0)
-    who = f" ({', '.join(SHORT[m] for m in at_floor)} stop there)" if at_floor else ""
-    ax1.text(res["steps"] * 0.02, top_floor * 1.2, "float32 floor" + who, fontsize=7, color="dimgrey", va="top")
-    ax1.set(yscale="log", ylim=(max(1e-9, floor / 20), 30), xlim=(0, res["steps"]), xlabel="step k",
+    for m in at_floor:  # each method levels off at its own height: a tick in its colour at the right edge
+        ax1.plot([res["steps"] * 0.97, res["steps"]], [levels[m]] * 2, color=COLORS[m], lw=3, solid_capstyle="butt")
+    who = f"\nlevels off: {', '.join(f'{SHORT[m]} {fmt(levels[m], 2)}' for m in at_floor)}" if at_floor else ""
+    ylo = max(1e-9, floor / 20)
+    ax1.text(res["steps"] * 0.02, ylo * 1.5, "float32 round-off" + who, fontsize=7, color="dimgrey", va="bottom",
+             bbox=dict(facecolor="white", alpha=0.6, lw=0, pad=1))
+    ax1.set(yscale="log", ylim=(ylo, 30), xlim=(0, res["steps"]), xlabel="step k",
             ylabel="‖u − y‖ / ‖u(0) − y‖")
     hs = [h for h in _method_handles() if h.get_label() in [LABELS[m] for m in res["runs"]]]
     hs += [Line2D([], [], color="black", lw=1.1, ls="--", label="linearized on H(0)"),
@@ -79,8 +84,8 @@ def draw(res: dict):
         ax3.plot(s, v, color=COLORS[m], marker=MARKERS[m], ms=3, lw=1.4)
         hi.extend(v.tolist())
     ax3.axhline(quarter, **plots.THEORY_STYLE)
-    ax3.annotate("λ₀/4, λ₀ = λmin(H∞)", (res["steps"], quarter), textcoords="offset points", xytext=(-3, 3),
-                 ha="right", va="bottom", fontsize=7)
+    ax3.legend(handles=[Line2D([], [], **plots.THEORY_STYLE, label="λ₀/4, λ₀ = λmin(H∞): lesson 1's sufficient margin")],
+               fontsize=7, loc="upper right")
     ax3.set(yscale="log", xlim=(0, res["steps"]), ylim=(min(hi) / 3 if min(hi) > 0 else 1e-4, max(hi) * 8),
             xlabel="step k", ylabel="‖H(k) − H(0)‖₂")
     _title(ax3, f"how far the Gram matrix moved (m = {res['width']})")
@@ -114,13 +119,14 @@ def draw(res: dict):
 
     for ax in (ax1, ax3, ax4):  # fewer ticks: building tick labels was half of this figure's drawing time
         ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-    ax2.yaxis.set_major_locator(MaxNLocator(5))
     ax4.yaxis.set_major_locator(MaxNLocator(5))
     fig.suptitle(params, fontsize=9, y=0.995)
     return fig
 
 
 def _draw_rates(ax, res: dict) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ms = list(res["runs"])
     x = np.arange(len(ms))
     vals = []
@@ -139,6 +145,8 @@ def _draw_rates(ax, res: dict) -> None:
     lo = min(finite) if finite else 0.5
     top = 1.06
     ax.set_ylim(lo - 0.8 * (top - lo), top)  # the lower part holds the legend
+    ax.yaxis.set_major_locator(MaxNLocator(5))
+    ax.set_yticks([t for t in ax.get_yticks() if lo - 0.8 * (top - lo) <= t <= 1.0 + 1e-9])  # no tick above 1
     for i, m in enumerate(ms):
         r = res["runs"][m]
         n_tol = r["steps_to_tol"]
@@ -151,6 +159,8 @@ def _draw_rates(ax, res: dict) -> None:
             ax.annotate(f"ρ on H(0) = {r['predicted_rate_H0']:.3g}: unstable", (i, top), textcoords="offset points",
                         xytext=(0, -3), ha="center", va="top", fontsize=7, color="crimson")
     ax.axhline(1.0, color="grey", lw=0.8)
+    ax.annotate("1: no contraction", (len(ms) - 0.25, 1.0), textcoords="offset points", xytext=(0, 1), ha="right",
+                va="bottom", fontsize=6.5, color="dimgrey")
     ax.set_xticks(x, [LABELS[m] for m in ms])
     ax.set_xlim(-0.5, len(ms) - 0.2)
     ax.set(ylabel="per-step contraction of ‖u − y‖")
@@ -170,14 +180,14 @@ def state(ax, res: dict):
     for m, r in res["runs"].items():
         coef = np.abs(r["residual"] @ V) / n0  # (records, n)
         pred = np.abs(r["lin_coef"]) / n0
-        top = max(top, np.nanmax(coef), np.nanmax(np.where(np.isfinite(pred[: res["steps"] + 1]), pred, 0)))
+        top = max(top, np.nanmax(coef))  # the measured data set the axes; a dashed mode past its limit leaves the top
         line, = ax.plot(lam, np.full(len(lam), floor), color=COLORS[m], ls="--", lw=1.0)
         dots = ax.scatter(lam, np.full(len(lam), floor), s=16, color=COLORS[m], marker=MARKERS[m], label=LABELS[m],
                           zorder=3)
         arts[m] = (coef, pred, line, dots, r["steps"])
     fl = FLOAT32_FLOOR * res["y_norm"] / n0
     ax.axhspan(floor, fl, color="grey", alpha=0.18, lw=0)
-    ax.set(xscale="log", yscale="log", ylim=(floor, min(top, 1e3) * 3e3), xlim=(lam[0] / 1.3, lam[-1] * 1.3),
+    ax.set(xscale="log", yscale="log", ylim=(floor, max(top, 1.0) * 30), xlim=(lam[0] / 1.3, lam[-1] * 1.3),
            xlabel="eigenvalue λᵢ of H(0)", ylabel="|vᵢ · (u − y)| / ‖u(0) − y‖")
     ax.annotate("slowest", (lam[0], floor), textcoords="offset points", xytext=(0, 3), fontsize=7, ha="left")
     ax.annotate("stiffest", (lam[-1], floor), textcoords="offset points", xytext=(0, 3), fontsize=7, ha="right")
@@ -212,7 +222,7 @@ def key_steps(res: dict) -> list[int]:
 
 
 def alt(res: dict) -> str:
-    return (f"Four panels for {res['dataset']} at width {res['width']}, η = {fmt(res['lr_fraction'])}/λmax, β = "
+    return (f"Four panels for {res['dataset']} at width {res['width']}, η = {fmt(res['lr_fraction'])}/λmax(H∞), β = "
             f"{fmt(res['beta'])}: the residual of GD, heavy ball and Nesterov against its linearized prediction on H(0); "
             "measured and predicted per-step rates; the Gram matrix's drift against λ₀/4; its top eigenvalue against each "
             "method's stability limit.")
