@@ -126,7 +126,8 @@ def claims(res: dict) -> list:
     final = {m: res["rel"][m][:, -1] for m in METHODS}
     pred = res["pred_rel"]
     # 1. GD ends at the minimum-norm distance
-    st1 = f"At widths {MIN_NORM_FROM} and above GD ends at the minimum-norm distance √(r₀ᵀH(0)⁻¹r₀) from its start (dashed)."
+    st1 = (f"At widths {MIN_NORM_FROM} and above, after {res['steps']} steps, GD is at the minimum-norm distance "
+           "√(r₀ᵀH(0)⁻¹r₀) from its start (dashed).")
     tol1 = f"within {MIN_NORM_TOL:.0%} at each width"
     bad = _unfinished(res, ("gd",))
     wide = w >= MIN_NORM_FROM
@@ -139,8 +140,8 @@ def claims(res: dict) -> list:
                    predicted=1.0, tolerance=tol1,
                    why=f"at width {w[wide][i]} GD ends at {fmt(ratio[i])} × the minimum-norm distance")
     # 2. momentum overshoots, less so when wider
-    st2 = ("Heavy ball and NAG end further from the start than GD (momentum overshoots), and the excess is smaller at "
-           "the widest width than at the narrowest.")
+    st2 = (f"After {res['steps']} steps heavy ball and NAG are further from the start than GD (momentum overshoots), and "
+           "the excess is smaller at the widest width than at the narrowest.")
     bad = _unfinished(res)
     if res["beta"] == 0:
         c2 = not_applicable("6.4.overshoot", st2, "with β = 0 heavy ball and NAG are GD")
@@ -169,7 +170,7 @@ def claims(res: dict) -> list:
         c3 = claim("6.4.slope", st3, holds=abs(s + 0.5) <= SLOPE_TOL, measured=s, predicted=-0.5, tolerance=tol3,
                    why=f"GD's fitted slope is {fmt(s)} (the dashed line's: {fmt(slope(w, pred))})")
     # 4. single neurons barely move
-    st4 = (f"At the widest width, {w[-1]}, the largest single-neuron move is below a fifth of a neuron's own length "
+    st4 = (f"At the widest width, {w[-1]}, the largest single-neuron move is below a fifth of the mean neuron length "
            "‖wᵣ(0)‖, for every method.")
     bad = [b for b in _unfinished(res) if "diverged" in b]
     if bad:
@@ -179,7 +180,7 @@ def claims(res: dict) -> list:
         frac = float(res["neuron"][worst_m][-1, -1])
         c4 = claim("6.4.per-neuron", st4, holds=frac < PER_NEURON, measured=frac, predicted=PER_NEURON,
                    tolerance="largest move / mean ‖wᵣ(0)‖ below 0.2",
-                   why=f"{LABELS[worst_m]}'s largest single-neuron move is {fmt(frac)} × a neuron's length")
+                   why=f"{LABELS[worst_m]}'s largest single-neuron move is {fmt(frac)} × the mean neuron length")
     return [c1, c2, c3, c4]
 
 
@@ -192,7 +193,7 @@ def numbers(res: dict) -> dict:
     for m in METHODS:
         out[f"{SHORT[m]}: log-log slope"] = slope(w, res["rel"][m][:, -1]) if np.all(np.isfinite(res["rel"][m][:, -1])) else None
     for m in METHODS:
-        out[f"{SHORT[m]}: largest neuron move / ‖wᵣ(0)‖"] = res["neuron"][m][:, -1].tolist()
+        out[f"{SHORT[m]}: largest neuron move / mean ‖wᵣ(0)‖"] = res["neuron"][m][:, -1].tolist()
     for m in METHODS:
         out[f"{SHORT[m]}: final ‖u − y‖ / ‖u(0) − y‖"] = res["final_residual"][m].tolist()
     return out
@@ -200,7 +201,7 @@ def numbers(res: dict) -> dict:
 
 def headline(res: dict) -> str:
     w = res["widths"]
-    return (f"{res['dataset']}, η = {fmt(res['lr_fraction'])}/λmax, β = {fmt(res['beta'])}, widths {w[0]}–{w[-1]}, "
+    return (f"{res['dataset']}, η = {fmt(res['lr_fraction'])}/λmax(H∞), β = {fmt(res['beta'])}, widths {w[0]}–{w[-1]}, "
             f"{res['steps']} steps: ‖W − W₀‖/‖W₀‖ at width {w[-1]}: " +
             ", ".join(f"{SHORT[m]} {fmt(res['rel'][m][-1, -1])}" for m in METHODS) +
             f" (minimum norm {fmt(res['pred_rel'][-1])})")
@@ -225,12 +226,12 @@ def draw(res: dict):
     ax1.plot(w, res["pred_rel"], **plots.THEORY_STYLE, label="minimum-norm move (linearized)")
     ref = res["pred_rel"][0] * (w / w[0]) ** -0.5
     ax1.plot(w, ref, **plots.BOUND_STYLE, label="slope −1/2")
-    ax1.set(xscale="log", yscale="log", xlabel="width m", ylabel="‖W − W₀‖ / ‖W₀‖ (Frobenius, at the end)")
+    ax1.set(xscale="log", yscale="log", xlabel="width m", ylabel="‖W − W₀‖ / ‖W₀‖ (Frobenius)")
     ax1.legend(fontsize=7, loc="lower left")
-    ax1.set_title("how far the weights move", fontsize=9, y=1.01)
-    ax2.plot(w, res["pred_neuron"], **plots.THEORY_STYLE, label="minimum-norm move (linearized)")
-    ax2.axhline(PER_NEURON, color="grey", lw=1, ls=":", label="a fifth of a neuron's length")
-    ax2.set(xscale="log", yscale="log", xlabel="width m", ylabel="largest ‖wᵣ − wᵣ(0)‖ / ‖wᵣ(0)‖")
+    ax1.set_title("how far the weights moved, after the last step", fontsize=9, y=1.01)
+    ax2.plot(w, res["pred_neuron"], **plots.THEORY_STYLE, label="largest neuron move of the minimum-norm ΔW")
+    ax2.axhline(PER_NEURON, color="grey", lw=1, ls=":", label="a fifth of the mean neuron length")
+    ax2.set(xscale="log", yscale="log", xlabel="width m", ylabel="largest ‖wᵣ − wᵣ(0)‖ / mean ‖wᵣ(0)‖")
     top = max(float(np.nanmax(res["neuron"][m][:, -1])) for m in METHODS)
     low = min(float(np.nanmin(res["pred_neuron"])), *(float(np.nanmin(res["neuron"][m][:, -1])) for m in METHODS))
     ax2.set_ylim(low / 1.5, top * 6)  # room above the curves for the legend
@@ -238,9 +239,9 @@ def draw(res: dict):
     ax2.set_title("the largest single-neuron move", fontsize=9, y=1.01)
     lo = min(np.nanmin(res["rel"][m][:, -1]) for m in METHODS)
     ax1.set_ylim(lo / 4, max(np.nanmax(res["rel"][m][:, -1]) for m in METHODS) * 1.6)
-    fig.suptitle(f"{res['dataset']}, η = {fmt(res['lr_fraction'])}/λmax, β = {fmt(res['beta'])}, {res['steps']} steps; "
+    fig.suptitle(f"{res['dataset']}, η = {fmt(res['lr_fraction'])}/λmax(H∞), β = {fmt(res['beta'])}, {res['steps']} steps; "
                  f"geometric means over {res['seeds']} initializations per width", fontsize=9, y=0.995)
-    return fig
+    return plots.fast_log_axes(fig)
 
 
 def state(ax, res: dict):
