@@ -224,7 +224,7 @@ def draw(res: dict):
 
 def state(ax, res: dict):
     """Each teacher's column at step k: its neurons' masses a_j ||w_j|| stacked (alternating shades, one segment
-    per student), against a*_i ||w*_i|| (dashed)."""
+    per neuron), against a*_i ||w*_i|| (dashed)."""
     from matplotlib.collections import LineCollection
 
     m, n = res["m"], res["n"]
@@ -284,9 +284,9 @@ def key_steps(res: dict) -> list[int]:
 
 
 def alt(res: dict) -> str:
-    return (f"Left: each of the {res['m']} clusters' mass against the teacher's a*‖w*‖ (dashed), with each student's "
+    return (f"Left: each of the {res['m']} clusters' mass against the teacher's a*‖w*‖ (dashed), with each neuron's "
             f"share; right: the drift of a_j² − ‖w_j‖² for the {res['n']} neurons against the sum of the per-step "
-            "terms η²(...) (dashed).")
+            f"terms η²(...) (dashed) ({_settings(res)}).")
 
 
 EXPERIMENT = Experiment(
