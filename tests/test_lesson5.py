@@ -252,6 +252,24 @@ def test_the_numbers_the_5_2_text_gives(runs, full_length):
     assert 5.5 <= np.mean(wide["lambda_F"]) / np.mean(res["lambda_F"]) <= 6.5
 
 
+def test_the_numbers_the_5_3_and_5_4_text_gives(runs, full_length):
+    """5.3 item 1: beta grows about 6x while w grows 8x; item 5: He's loss left rises about 9x from w = 64 to 512,
+    LeCun's about 300x. 5.4 item 1: the smallest last hidden width that trains is 8 to 16, below N at N = 16 and 32."""
+    lecun = runs["5.3"].result
+    i, j = step._ends(lecun)
+    grow, _ = step.beta_growth(lecun)
+    assert 5.5 <= grow <= 6.5 and lecun["widths"][j] / lecun["widths"][i] == 8
+
+    def rise(res):
+        left = res["loss_ratio"][-1]
+        return float(step._gm(left[j]) / step._gm(left[i]))
+
+    assert 200 <= rise(lecun) <= 500
+    assert 7 <= rise(STEP.execute(init="he").result) <= 12
+    smallest = {r["n"]: r["smallest"] for r in runs["5.4"].result["rows"]}
+    assert all(8 <= w <= 16 for w in smallest.values()) and smallest[16] < 16 and smallest[32] < 32, smallest
+
+
 def test_the_digits_guarantee_matches_the_spheres():
     """Digits item 2: lambda_F^2 / beta at w = 64 is 2.5-5e-4 on the digits, 1.5-2.2e-4 on the sphere, and the per-step
     factor f lambda_F^2 / (2 beta) (f = 0.1 and 0.25) about 2e-5 on both; beta 5-10 against 34-60. At initialization:
