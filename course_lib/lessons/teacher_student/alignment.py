@@ -247,7 +247,7 @@ def _settings(res: dict) -> str:
 
 def draw(res: dict):
     fig, (ax1, ax2) = plots.new_figure(2, width=4.6, height=4.0)
-    fig.subplots_adjust(bottom=0.32)
+    fig.subplots_adjust(bottom=0.32, left=0.09, wspace=0.32)  # room for the angle axis's label
     steps = res["run"]["steps"]
     k = np.unique(np.geomspace(1, max(steps[-1], 1), 240).astype(int))
     deg = np.degrees(res["angles"].min(axis=2))  # (R, n)
@@ -282,8 +282,9 @@ def draw(res: dict):
     if res["start_neg"].any():
         ax2.axhline(DEAD, color="0.55", lw=1, ls=(0, (1, 3)), label=f"wrong-sign bound: {DEAD:.0%}")
         lo_mass = min(lo_mass, DEAD / 3)
-    ax1.set(xscale="log", yscale="log", xlabel="GD step k", ylabel="angle to nearest teacher (°)",
+    ax1.set(xscale="log", yscale="log", xlabel="GD step k", 
             title="each neuron's angle to the nearest teacher")
+    ax1.set_ylabel("angle to nearest teacher (°)", fontsize=8.5)
     ax2.set(xscale="log", yscale="log", xlabel="GD step k", ylabel="mass |a_j|‖w_j‖ / teacher's",
             title="each neuron's mass")
     lo = max(float(np.nanmin(np.where(deg[k] > 0, deg[k], np.nan))), ANGLE_FLOOR_DEG / 10) \

@@ -328,7 +328,7 @@ def _settings(res: dict) -> str:
 def draw(res: dict):
     """Left: loss vs step, log y (a straight line = linear convergence). Right: log-log (a line = power law)."""
     fig, (ax1, ax2) = plots.new_figure(2, width=4.6, height=3.9)
-    fig.subplots_adjust(bottom=0.27)
+    fig.subplots_adjust(bottom=0.27, left=0.09, wspace=0.32)  # room for the loss axis's label
     ref = res["ref"]
     loss = (res["run"]["loss"] if "run" in res else res["loss"]) / ref
     ns, m = res["ns"], res["m"]
