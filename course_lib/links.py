@@ -11,9 +11,10 @@ The repository's public address is declared once, in ``pyproject.toml``::
 * the README's Binder badge and its per-lesson "open in Binder / open in Colab" table (between the markers
   ``<!-- links:start -->`` and ``<!-- links:end -->``);
 * in each lesson notebook (and each exercise source in ``solutions/``), a links line at the end of the first
-  markdown cell, and a first code cell (tagged ``course-setup``) that makes the notebook self-sufficient: where
-  ``course_lib`` cannot be imported (Colab, a fresh kernel), it installs the course from the declared address,
-  keeping the torch the host already has (Colab's is a CUDA build); elsewhere it does nothing.
+  markdown cell, and a setup block at the top of the first code cell (tagged ``course-setup``) that makes the
+  notebook self-sufficient: where ``course_lib`` cannot be imported (Colab, a fresh kernel), it installs the course
+  from the declared address, keeping the torch the host already has (Colab's is a CUDA build); elsewhere it does
+  nothing.
 
 ``python -m course_lib links --check`` lists what is stale (a test runs it), so a fork changes one line and
 runs one command. ``python -m course_lib release --address URL`` writes the same links for a release.
@@ -72,15 +73,31 @@ def install_spec(repository: str, branch: str) -> str:
     return f"course_lib @ git+{repository.rstrip('/')}@{branch}"
 
 
+SETUP_BEGIN = "# --- course setup (written by `python -m course_lib links`) ---"
+SETUP_END = "# --- end of course setup ---"
+
+
 def setup_source(repository: str, branch: str) -> str:
-    """The first code cell of every notebook: install the course where it is missing, else nothing."""
-    return f'''# Setup: on Colab (or any kernel without the course) this installs it, keeping the torch already there.
-# Elsewhere it does nothing. COURSE_SOURCE may name another copy (a fork, a folder).
+    """The setup block at the top of every notebook's first code cell: install the course where it is missing,
+    else nothing."""
+    return f'''{SETUP_BEGIN}
+# On Colab (or any kernel without the course) this installs it, keeping the torch already there; elsewhere it does
+# nothing. COURSE_SOURCE may name another copy (a fork, a folder).
 import importlib.util, os, subprocess, sys
 if importlib.util.find_spec("course_lib") is None:
     source = os.environ.get("COURSE_SOURCE", "{install_spec(repository, branch)}")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", source], check=True)
-    importlib.invalidate_caches()'''
+    importlib.invalidate_caches()
+{SETUP_END}'''
+
+
+def _without_setup(source: str) -> str:
+    """A cell's source with its setup block (if any) removed."""
+    if SETUP_BEGIN in source and SETUP_END in source:
+        head, _, rest = source.partition(SETUP_BEGIN)
+        _, _, tail = rest.partition(SETUP_END)
+        return (head + tail).strip("\n")
+    return source
 
 
 def badge(repository: str, branch: str, path: str = "lessons/00_tour.ipynb") -> str:
@@ -146,15 +163,21 @@ def _update_notebook(nb, repository: str, branch: str, rel: str) -> bool:
     new = "\n".join(lines + ["", notebook_line(repository, branch, rel)])
     if new != first.source:
         first.source, changed = new, True
+    # the setup block heads the first code cell (a cell of its own would renumber every cell after it, and graders
+    # and reports address exercise cells by number)
     setup = setup_source(repository, branch)
     code = [c for c in nb.cells if c.cell_type == "code"]
-    tagged = [c for c in code if SETUP_TAG in c.metadata.get("tags", [])]
-    if tagged:
-        if tagged[0].source != setup:
-            tagged[0].source, changed = setup, True
-    else:
-        cell = nbformat.v4.new_code_cell(setup, metadata={"tags": [SETUP_TAG]})
-        nb.cells.insert(nb.cells.index(code[0]) if code else len(nb.cells), cell)
+    if not code:
+        nb.cells.append(nbformat.v4.new_code_cell(setup, metadata={"tags": [SETUP_TAG]}))
+        return True
+    cell = code[0]
+    rest = _without_setup(cell.source)
+    source = setup + ("\n\n" + rest if rest.strip() else "")
+    if cell.source != source:
+        cell.source, changed = source, True
+    tags = list(cell.metadata.get("tags", []))
+    if SETUP_TAG not in tags:
+        cell.metadata["tags"] = tags + [SETUP_TAG]
         changed = True
     return changed
 

@@ -41,6 +41,16 @@ def test_a_fork_changes_one_line_and_runs_one_command(tmp_path):
     first_code = next(c for c in nb.cells if c.cell_type == "code")
     assert "course-setup" in first_code.metadata["tags"]
     assert "git+https://github.com/a-fork/the-course@main" in first_code.source
+    # the block heads the first code cell (no cell is added: exercise cells keep their numbers), and a second address
+    # replaces it rather than adding another
+    before = nbformat.read(os.path.join(ROOT, "lessons", "00_tour.ipynb"), as_version=4)
+    assert len(nb.cells) == len(before.cells)
+    assert first_code.source.count(links.SETUP_BEGIN) == 1 and "from course_lib.lessons import tour" in first_code.source
+    links.write_links(str(repo), repository="https://github.com/another/copy")
+    again = nbformat.read(repo / "lessons" / "00_tour.ipynb", as_version=4)
+    code = next(c for c in again.cells if c.cell_type == "code")
+    assert code.source.count(links.SETUP_BEGIN) == 1 and "another/copy" in code.source and "a-fork" not in code.source
+    assert "from course_lib.lessons import tour" in code.source
     assert "colab.research.google.com/github/a-fork/the-course/blob/main/lessons/00_tour.ipynb" in nb.cells[0].source
     sol = nbformat.read(repo / "solutions" / "01_kernel_regime.ipynb", as_version=4)
     assert "blob/main/exercises/01_kernel_regime.ipynb" in sol.cells[0].source  # learners open the exercise
