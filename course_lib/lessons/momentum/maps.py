@@ -181,7 +181,7 @@ def draw(res: dict):
     from matplotlib.lines import Line2D
 
     fig, axes = plots.new_figure(3, width=3.9, height=3.5)
-    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.3, top=0.85, wspace=0.35)
+    fig.subplots_adjust(left=0.05, right=0.97, bottom=0.3, top=0.8, wspace=0.35)
     L, mu = float(res["lam0"][-1]), float(res["lam0"][0])
     ext = [MAP_LR[0], MAP_LR[-1], MAP_BETA[0], MAP_BETA[-1]]
     c = res["classical"]
