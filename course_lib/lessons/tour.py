@@ -246,7 +246,7 @@ def state(ax, res: dict):
     pred = np.abs(res["pred_coef"])
     edges = np.arange(len(lam) + 1) - 0.5
     floor = 1e-8
-    top = max(coef.max(), pred[: h.steps[-1] + 1].max()) * 300  # headroom for the legend and the drift
+    top = max(coef.max(), pred[: h.steps[-1] + 1].max()) * 1e4  # headroom: the legend and the drift sit above the bars
     # one artist per series (stairs), not one patch per bar: a frame redraws in a few milliseconds
     bars = ax.stairs(np.full(len(lam), floor), edges, baseline=floor, fill=True, color=plots.color(0), alpha=0.7,
                      label="measured |vᵢ·(u − y)|")
@@ -281,7 +281,7 @@ def frames(res: dict) -> list[int]:
 def key_steps(res: dict) -> list[int]:
     fr = res["frames"]
     # the steps the text refers to: the start, "after 20 steps" (0.1.fast-first), "the first 100 steps", the end
-    return [0, min(fr, key=lambda k: abs(k - FAST_STEP)), min(fr, key=lambda k: abs(k - EARLY)), fr[-1]]
+    return sorted({0, min(fr, key=lambda k: abs(k - FAST_STEP)), min(fr, key=lambda k: abs(k - EARLY)), fr[-1]})
 
 
 def alt(res: dict) -> str:
