@@ -541,7 +541,7 @@ EXPERIMENT = Experiment(
     headline=headline, state=state, frames=frames, key_steps=key_steps, alt=alt,
     reproduce={"default": {}, "overlap0.3": {"overlap": 0.3}, "past-limit": {"lr_fraction": 1.2}},
     paper={"larger-teacher-longer-run": {"m": 4, "d": 10, "steps": 4800}},
-    paper_note=("the course's closest analogue (Zhou, Ge & Jin report no experiment this could reproduce): the "
+    paper_note=("the course's closest analogue of Zhou, Ge & Jin's setting (the experiments are the course's own): the "
                 "course's setting with a larger teacher in a higher dimension and a longer run, m = 4 teacher neurons "
                 "in d = 10, student networks of n = 4, 8, 16 neurons from a local start, 4800 steps at 0.9 × the "
                 "stability limit; exact population loss, no regularizer"),
