@@ -112,3 +112,9 @@ def test_a_kernel_without_the_course_installs_it_from_the_first_cell(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out == {"ok": True, "claims": 4}
+def test_links_in_the_repository_are_current():
+    """Fails when the declared address changed (or a lesson was added) and `python -m course_lib links` was not run."""
+    stale = links.write_links(ROOT, check=True)
+    assert not stale, f"stale links in {stale}: run `python -m course_lib links`"
+
+
