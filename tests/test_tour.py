@@ -148,3 +148,22 @@ def test_reproduce_writes_figures_numbers_and_claims(tmp_path, monkeypatch):
         assert {c["id"] for c in entry["claims"]} == {"0.1.early-match", "0.1.fast-first", "0.1.kernel-moves",
                                                       "0.1.held-out"}
     assert (tmp_path / "lesson0" / "key_numbers.json").exists()
+
+
+def test_held_out_comparison_the_text_quotes(full_length):
+    """Note 5: the width-16 student has the lower held-out error at seeds 0, 3 and 11, the width-1024 one at seed 8."""
+    def held_out(width, seed):
+        r = tour.experiment(width, seed)
+        return float(np.mean((r["test_pred"] - r["test_y"]) ** 2))
+
+    for seed, narrow_wins in ((0, True), (3, True), (11, True), (8, False)):
+        assert (held_out(16, seed) < held_out(1024, seed)) == narrow_wins, seed
+
+
+def test_width_8_is_exactly_singular_and_says_so(monkeypatch):
+    """Width 8 in d = 5: H(0) has rank <= 40 < 64, so its smallest eigenvalue is 0 (not a negative round-off)."""
+    monkeypatch.setenv("COURSE_FAST", "1")
+    run = EXP.execute(width=8)
+    assert run.result["lambda_0"] >= 0
+    assert str(tour.numbers(run.result)["λ_min of H(0) (this network)"]).startswith("0 (singular: rank ≤ m·d = 40")
+    assert all(c.why for c in run.claims if c.verdict != "holds")
