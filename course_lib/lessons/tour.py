@@ -72,7 +72,7 @@ def experiment(width: int = DEFAULTS["width"], seed: int = DEFAULTS["seed"], *, 
     record = sorted(frames | set(range(0, steps + 1, max(1, steps // 50))))
     callback = None
     if live is not None:
-        callback = lambda hist, step: live({"history": hist, "partial": True, "width": width})  # noqa: E731
+        callback = lambda hist, step: live({"history": hist, "partial": True, "width": width, "seed": seed})  # noqa: E731
     hist = train(model, params, X, y, steps=steps, lr=lr, record_steps=record, callback=callback, progress=False,
                  metrics={"residual": _residual, "drift": _gram_drift(H0, frames)})
     lam, V, pred_coef = theory.linearized_modes(H0, r0, lr, steps)

@@ -126,7 +126,7 @@ def shade_stages(ax, res: dict, member: int = 0, *, labels: bool = False) -> Non
 
 
 def symlog_steps(ax, res: dict) -> None:
-    end = res["history"].steps[-1] * 1.05
+    end = max(res["history"].steps[-1], 1) * 1.05  # a run in progress may be at step 0
     ax.set_xscale("symlog", linthresh=10, linscale=0.6)
     ax.set_xlim(0, end)
     last = int(res["history"].steps[-1])
