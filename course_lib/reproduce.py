@@ -42,27 +42,31 @@ def reproduce(lesson: str, outdir: str = "out", *, animate: bool = False, paper:
 
 
 def reproduce_experiments(exps, target: str, *, animate: bool = False, paper: bool = False) -> dict:
+    from tqdm.auto import tqdm
+
     from . import plots
 
     out = {}
-    for exp in exps:
-        for name, overrides in (exp.paper if paper else exp.reproduce).items():
-            # the paper's settings may lie outside the controls' ranges: passed as they are (run validates them)
-            run = exp.execute({**exp.defaults(), **overrides}) if paper else exp.execute(**overrides)
-            stem = os.path.join(target, f"{exp.id.replace('.', '_')}_{name}")
-            plots.save(run.figure(), stem + ".png")
-            entry = run.key_numbers()
-            entry["figure"] = os.path.basename(stem + ".png")
-            if paper:
-                entry["paper_note"] = exp.paper_note
-            if exp.has_time:
-                steps = list(exp.key_steps(run.result)) if exp.key_steps else None
-                if steps:
-                    plots.save(plots.small_multiples(exp.state, run.result, steps), stem + "_state.png")
-                    entry["state_figure"] = os.path.basename(stem + "_state.png")
-                if animate:
-                    entry["animation"] = os.path.basename(animation(exp, run.result, stem + ".gif"))
-            out[f"{exp.id}.{name}"] = entry
+    jobs = [(exp, name, overrides) for exp in exps for name, overrides in (exp.paper if paper else exp.reproduce).items()]
+    bar = tqdm(jobs, desc="reproduce" + (" --paper" if paper else ""), unit="run", mininterval=0.5)
+    for exp, name, overrides in bar:
+        bar.set_postfix_str(f"{exp.id} {name}")
+        # the paper's settings may lie outside the controls' ranges: passed as they are (run validates them)
+        run = exp.execute({**exp.defaults(), **overrides}) if paper else exp.execute(**overrides)
+        stem = os.path.join(target, f"{exp.id.replace('.', '_')}_{name}")
+        plots.save(run.figure(), stem + ".png")
+        entry = run.key_numbers()
+        entry["figure"] = os.path.basename(stem + ".png")
+        if paper:
+            entry["paper_note"] = exp.paper_note
+        if exp.has_time:
+            steps = list(exp.key_steps(run.result)) if exp.key_steps else None
+            if steps:
+                plots.save(plots.small_multiples(exp.state, run.result, steps), stem + "_state.png")
+                entry["state_figure"] = os.path.basename(stem + "_state.png")
+            if animate:
+                entry["animation"] = os.path.basename(animation(exp, run.result, stem + ".gif"))
+        out[f"{exp.id}.{name}"] = entry
     return out
 
 

@@ -26,6 +26,7 @@ def test_reproduce_paper_is_labelled_and_refuses_nothing_silently(tmp_path, monk
     numbers = json.loads((tmp_path / "lesson0-paper" / "key_numbers.json").read_text())
     (entry,) = numbers["runs"].values()
     assert "closest analogue" in entry["paper_note"]
+    assert "reproduce --paper" in capsys.readouterr().err  # a progress bar over the runs
 
 
 def test_unknown_lesson_is_a_clear_error(capsys):
