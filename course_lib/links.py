@@ -50,7 +50,9 @@ def declared(root: str = ROOT) -> dict:
     return {"repository": conf["repository"], "branch": conf.get("branch", "main")}
 
 
-def _owner_name(repository: str) -> tuple[str, str]:
+def owner_name(repository: str) -> tuple[str, str]:
+    """(owner, name) of a GitHub address ``https://github.com/OWNER/NAME`` (``.git`` and a trailing / allowed);
+    ValueError naming the parameter for any other address."""
     m = GITHUB.match(repository)
     if not m:
         raise ValueError(f"repository must be a GitHub address https://github.com/OWNER/NAME; got {repository!r}")
@@ -58,18 +60,18 @@ def _owner_name(repository: str) -> tuple[str, str]:
 
 
 def binder_url(repository: str, branch: str, path: str) -> str:
-    owner, name = _owner_name(repository)
+    owner, name = owner_name(repository)
     return f"https://mybinder.org/v2/gh/{owner}/{name}/{quote(branch)}?urlpath={quote('lab/tree/' + path, safe='')}"
 
 
 def colab_url(repository: str, branch: str, path: str) -> str:
-    owner, name = _owner_name(repository)
+    owner, name = owner_name(repository)
     return f"https://colab.research.google.com/github/{owner}/{name}/blob/{quote(branch)}/{path}"
 
 
 def install_spec(repository: str, branch: str) -> str:
     """What pip installs on a kernel without the course: the repository at ``branch``."""
-    _owner_name(repository)
+    owner_name(repository)
     return f"course_lib @ git+{repository.rstrip('/')}@{branch}"
 
 
@@ -114,7 +116,7 @@ def _notebooks(root: str) -> list[str]:
 
 def declare(root: str, repository: str, branch: str) -> None:
     """Rewrite ``[tool.course]`` in ``root``'s pyproject.toml to ``repository`` and ``branch`` (a release's address)."""
-    _owner_name(repository)
+    owner_name(repository)
     path = os.path.join(root, "pyproject.toml")
     text = open(path, encoding="utf-8").read()
     section = re.search(r"^\[tool\.course\]\s*$(.*?)(?=^\[|\Z)", text, re.M | re.S)
@@ -189,7 +191,7 @@ def write_links(root: str = ROOT, *, repository: str | None = None, branch: str 
 
     conf = declared(root)
     repository, branch = repository or conf["repository"], branch or conf["branch"]
-    _owner_name(repository)
+    owner_name(repository)
     stale = []
     readme = os.path.join(root, "README.md")
     text = open(readme, encoding="utf-8").read()

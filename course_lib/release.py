@@ -34,7 +34,7 @@ def build_release(outdir: str, root: str = ROOT, *, archive: bool = True, addres
         (:mod:`course_lib.links`). Default: the course's own declared address. ValueError for another kind of address.
     """
     if address is not None:
-        links._owner_name(address)  # refuse a bad address before writing anything
+        links.owner_name(address)  # refuse a bad address before writing anything
     outdir = os.path.abspath(outdir)
     if os.path.abspath(root).startswith(outdir + os.sep) or outdir == os.path.abspath(root):
         raise ValueError(f"out must not contain the course itself; got {outdir!r}")
